@@ -1,0 +1,1 @@
+"""squ: the operator's console (Textual TUI and scriptable CLI)."""
