@@ -1,0 +1,1 @@
+"""One module per ``squ`` subcommand: ``add_parser(sub)`` sets ``func=run``."""
