@@ -1,0 +1,1 @@
+"""The console side of the fleet: links to agents, the local mirror, the TUI's source."""
