@@ -1,0 +1,223 @@
+"""``Store``: the agent's SQLite database behind one dedicated writer thread.
+
+Open it once at start-up with ``await Store.open(path)``; every read and write
+then goes through ``await store.call(fn, *args)``, where ``fn`` is one of the
+small sync functions in ``executions``, ``jobs`` or ``meta`` taking the
+``sqlite_utils.Database`` first. One thread owns the connection, so calls run
+one at a time in the order they were made, and the event loop never blocks on
+disk. ``await store.close()`` runs every call already made, then closes.
+
+CLI commands that only read while the daemon runs use ``open_readonly(path)``:
+WAL lets readers in other processes proceed while the daemon writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Concatenate, Literal, ParamSpec, TypeVar
+
+import sqlite_utils
+
+from agentd.store import meta
+from agentd.store.errors import StoreClosed, StoreFull, StoreTooNew, StoreUnreadable
+from agentd.store.schema import migrate, unknown_migrations
+
+__all__ = ["Store", "open_readonly"]
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# docs/decisions/0002-store.md: FULL, because the "queued" row committed before spawn
+# must survive a power cut, or a rebooted agent could fire the same tick again.
+Synchronous = Literal["FULL", "NORMAL"]
+BUSY_TIMEOUT_S = 5.0
+
+
+class Store:
+    """The agent's database; make one with ``Store.open`` (async) or ``Store.open_sync`` (CLI)."""
+
+    def __init__(
+        self, path: Path, executor: ThreadPoolExecutor, db: sqlite_utils.Database, epoch: str
+    ) -> None:
+        self.path = path
+        self._executor = executor
+        self._db = db
+        self._closed = False
+        # Read once at open: it only changes when the database is recreated or restored.
+        self.epoch = epoch
+
+    @classmethod
+    async def open(cls, path: Path, *, synchronous: Synchronous = "FULL") -> Store:
+        """Create or migrate the database at ``path``, start its thread; call once at start-up."""
+        executor = _new_executor()
+        try:
+            db, epoch = await asyncio.wrap_future(
+                executor.submit(_connect, Path(path), synchronous)
+            )
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(Path(path), executor, db, epoch)
+
+    @classmethod
+    def open_sync(cls, path: Path, *, synchronous: Synchronous = "FULL") -> Store:
+        """``open`` for code without an event loop (CLI commands, tests, benchmarks)."""
+        executor = _new_executor()
+        try:
+            db, epoch = executor.submit(_connect, Path(path), synchronous).result()
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(Path(path), executor, db, epoch)
+
+    async def call(
+        self,
+        fn: Callable[Concatenate[sqlite_utils.Database, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``fn(db, *args, **kwargs)`` on the store thread and return its result.
+
+        Once made, a call runs to its end even if the awaiting task is cancelled:
+        a write is never half-skipped because its caller was shut down.
+        """
+        future = self._submit(fn, *args, **kwargs)
+        return await asyncio.shield(asyncio.wrap_future(future))
+
+    def call_sync(
+        self,
+        fn: Callable[Concatenate[sqlite_utils.Database, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``call`` for code without an event loop; never call it from the loop (it blocks)."""
+        return self._submit(fn, *args, **kwargs).result()
+
+    async def close(self) -> None:
+        """Finish every call already made, then close the database. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.wrap_future(self._executor.submit(_close, self._db))
+        self._executor.shutdown(wait=False)
+
+    def close_sync(self) -> None:
+        """``close`` for code without an event loop."""
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.submit(_close, self._db).result()
+        self._executor.shutdown(wait=True)
+
+    def _submit(
+        self,
+        fn: Callable[Concatenate[sqlite_utils.Database, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Future[T]:
+        if self._closed:
+            raise StoreClosed(self.path)
+        return self._executor.submit(self._run, fn, args, kwargs)
+
+    def _run(
+        self,
+        fn: Callable[..., T],
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+    ) -> T:
+        conn = self._db.conn
+        try:
+            return fn(self._db, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if _is_disk_full(exc):
+                raise StoreFull(self.path) from exc
+            raise
+        finally:
+            if conn.in_transaction:
+                # A function that raised outside ``db.atomic()`` (or forgot to commit) must
+                # not leak half a change into the next call's transaction.
+                log.error("%s left a transaction open; rolled back", getattr(fn, "__name__", fn))
+                conn.rollback()
+
+
+def open_readonly(path: Path) -> sqlite_utils.Database:
+    """A read-only connection for CLI readers while the daemon may be writing; close it after."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreUnreadable(path, "no such file (has the agent been initialised?)")
+    try:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S
+        )
+        db = sqlite_utils.Database(conn, execute_plugins=False)
+        if "executions" not in db.table_names():
+            db.close()
+            raise StoreUnreadable(path, "it has no squ-agentd tables (has the agent started?)")
+        unknown = unknown_migrations(db)
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnreadable(path, str(exc)) from exc
+    if unknown:
+        db.close()
+        raise StoreTooNew(path, unknown)
+    return db
+
+
+def _new_executor() -> ThreadPoolExecutor:
+    # One worker: the thread that owns the connection, so writes never interleave.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="squ-store")
+
+
+def _connect(path: Path, synchronous: Synchronous) -> tuple[sqlite_utils.Database, str]:
+    """Runs on the store thread: open, set pragmas, migrate."""
+    try:
+        if not path.exists():
+            # The database holds commands and environments: root-only from its first byte.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+    except OSError as exc:
+        raise StoreUnreadable(path, exc.strerror or str(exc)) from exc
+    except sqlite3.Error as exc:
+        raise StoreUnreadable(path, str(exc)) from exc
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreUnreadable(path, f"cannot switch to WAL mode (got {mode!r})")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA trusted_schema=OFF")
+        db = sqlite_utils.Database(conn, execute_plugins=False)
+        migrate(db, path)
+        epoch = str(meta.get(db, "epoch"))
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if _is_disk_full(exc):
+            raise StoreFull(path) from exc
+        raise StoreUnreadable(path, str(exc)) from exc
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreUnreadable(path, str(exc)) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return db, epoch
+
+
+def _close(db: sqlite_utils.Database) -> None:
+    try:
+        # Keeps query plans good as tables grow; cheap when nothing changed.
+        db.execute("PRAGMA optimize")
+    except sqlite3.Error as exc:
+        log.warning("PRAGMA optimize failed on close: %s", exc)
+    db.close()
+
+
+def _is_disk_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
