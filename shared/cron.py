@@ -249,6 +249,8 @@ def _parse_term(expr: str, term: str, spec: _FieldSpec) -> Iterable[int]:
     if body == "*":
         return range(spec.low, spec.high + 1, step)
     first, dash, last = body.partition("-")
+    if not first or (dash and not last):
+        raise _not_a_value(expr, term, spec)
     start = _parse_value(expr, first, spec)
     if not dash:
         # "N/step" reads as "N-max/step"; a bare "N" is just N.
@@ -276,8 +278,12 @@ def _parse_value(expr: str, text: str, spec: _FieldSpec) -> int:
             return spec.names.index(lowered) + spec.name_base
         valid = " ".join(spec.names)
         raise InvalidSchedule(expr, f"unknown {spec.name_kind} name {text!r} (valid: {valid})")
+    raise _not_a_value(expr, text, spec)
+
+
+def _not_a_value(expr: str, text: str, spec: _FieldSpec) -> InvalidSchedule:
     named = f", {spec.names[0]}-{spec.names[-1]}" if spec.names else ""
-    raise InvalidSchedule(
+    return InvalidSchedule(
         expr,
         f"{spec.name} field {text!r} is not a valid value"
         f" (valid: {spec.low}-{spec.high}{named}, *, a-b, */n, a,b)",
