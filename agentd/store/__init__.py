@@ -13,7 +13,7 @@ See docs/store.md for the behaviour and docs/decisions/0002-store.md for the cho
 
 from __future__ import annotations
 
-from agentd.store import errors, executions, jobs, meta
+from agentd.store import epoch, errors, executions, jobs, meta
 from agentd.store.store import Store, open_readonly
 
-__all__ = ["Store", "errors", "executions", "jobs", "meta", "open_readonly"]
+__all__ = ["Store", "epoch", "errors", "executions", "jobs", "meta", "open_readonly"]

@@ -24,7 +24,7 @@ from typing import Concatenate, Literal, ParamSpec, TypeVar
 
 import sqlite_utils
 
-from agentd.store import meta
+from agentd.store.epoch import check_restored, record_high_water
 from agentd.store.errors import StoreClosed, StoreFull, StoreTooNew, StoreUnreadable
 from agentd.store.schema import migrate, unknown_migrations
 
@@ -195,7 +195,8 @@ def _connect(path: Path, synchronous: Synchronous) -> tuple[sqlite_utils.Databas
         conn.execute("PRAGMA trusted_schema=OFF")
         db = sqlite_utils.Database(conn, execute_plugins=False)
         migrate(db, path)
-        epoch = str(meta.get(db, "epoch"))
+        epoch = check_restored(db)
+        _record_high_water_or_warn(db)
     except sqlite3.OperationalError as exc:
         conn.close()
         if _is_disk_full(exc):
@@ -210,7 +211,16 @@ def _connect(path: Path, synchronous: Synchronous) -> tuple[sqlite_utils.Databas
     return db, epoch
 
 
+def _record_high_water_or_warn(db: sqlite_utils.Database) -> None:
+    # Only restore detection depends on it; a full disk must not stop the agent opening.
+    try:
+        record_high_water(db)
+    except OSError as exc:
+        log.warning("could not record the store's high-water mark: %s", exc)
+
+
 def _close(db: sqlite_utils.Database) -> None:
+    _record_high_water_or_warn(db)
     try:
         # Keeps query plans good as tables grow; cheap when nothing changed.
         db.execute("PRAGMA optimize")

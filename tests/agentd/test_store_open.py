@@ -173,3 +173,39 @@ def test_readonly_on_missing_file_says_so(tmp_path: Path) -> None:
     """open_readonly on a missing file names it and hints at initialisation."""
     with pytest.raises(StoreUnreadable, match="initialised"):
         open_readonly(tmp_path / "agent.db")
+
+
+def _backup(source: Path, target: Path) -> None:
+    """A consistent copy of a live database, as a backup tool would take it."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
+def test_restored_backup_gets_a_new_epoch(tmp_path: Path) -> None:
+    """A database restored from an older backup gets a new epoch, so consoles resync."""
+    path = tmp_path / "agent.db"
+    store = Store.open_sync(path)
+    store.call_sync(executions.insert_execution, scheduled(at=1.0))
+    _backup(path, tmp_path / "backup.db")
+    store.call_sync(executions.insert_execution, scheduled(at=2.0))
+    store.close_sync()
+    for leftover in tmp_path.glob("agent.db-*"):
+        leftover.unlink()
+    (tmp_path / "backup.db").replace(path)
+    restored = Store.open_sync(path)
+    restored.close_sync()
+    assert restored.epoch != store.epoch
+    reopened = Store.open_sync(path)
+    reopened.close_sync()
+    assert reopened.epoch == restored.epoch
+
+
+def test_missing_high_water_file_keeps_epoch(tmp_path: Path) -> None:
+    """Without its high-water file the store keeps its epoch (nothing says it went back)."""
+    path = tmp_path / "agent.db"
+    first = Store.open_sync(path)
+    first.close_sync()
+    (tmp_path / "agent.db.highwater").unlink()
+    second = Store.open_sync(path)
+    second.close_sync()
+    assert second.epoch == first.epoch
