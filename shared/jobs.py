@@ -595,13 +595,21 @@ def jobs_to_toml(
 
     ``parse_jobs_toml`` of the result gives back the same jobs.
     """
-    out = [f"# {line}".rstrip() for line in header]
+    out = [_comment(line) for line in header]
     for job in jobs:
         if out:
             out.append("")
-        out.extend(f"# {line}".rstrip() for line in (comments or {}).get(job.name, ()))
+        out.extend(_comment(line) for line in (comments or {}).get(job.name, ()))
         out.append(_job_lines(job).rstrip("\n"))
     return "\n".join(out) + "\n"
+
+
+_COMMENT_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _comment(line: str) -> str:
+    # TOML forbids control characters in comments; crontab lines may hold anything.
+    return f"# {_COMMENT_UNSAFE.sub(chr(0xFFFD), line)}".rstrip()
 
 
 _DEFAULT_JOB = Job(name="x")
