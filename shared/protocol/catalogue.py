@@ -1,0 +1,94 @@
+"""The method catalogue (method -> params type, result type, minimum role) and topics.
+
+The agent enforces ``min_role`` in the Connection before a handler runs, and
+docs/protocol.md is checked against these two dicts by a test.
+
+Role decisions: reading is ``viewer``; triggering, cancelling and switching a
+job on or off is ``operator``; changing what a job or script *runs* (it runs
+as root) is ``admin``. ``coordinator`` may do what a viewer and an operator may
+(``Role.allows``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shared.enums import Role
+from shared.models import Execution, JobRecord
+from shared.protocol.messages import (
+    AgentInfo,
+    DeleteJob,
+    Empty,
+    ExecutionId,
+    ExecutionsQuery,
+    ExecutionsResult,
+    Heartbeat,
+    HistoryBatch,
+    HistorySince,
+    JobChanged,
+    JobName,
+    JobsResult,
+    LogChunk,
+    LogSlice,
+    LogsRead,
+    PutJob,
+    RunParams,
+    RunResult,
+    Script,
+    ScriptInfo,
+    ScriptPut,
+    ScriptRef,
+    ScriptsResult,
+    Subscribe,
+)
+
+__all__ = ["METHODS", "TOPICS", "MethodSpec", "TopicSpec"]
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    params: type[Any]
+    result: type[Any]
+    min_role: Role
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    payload: type[Any]
+    min_role: Role
+    summary: str
+
+
+V, OP, A = Role.VIEWER, Role.OPERATOR, Role.ADMIN
+
+METHODS: dict[str, MethodSpec] = {
+    "agent.info": MethodSpec(Empty, AgentInfo, V, "who the agent is, its epoch and containment"),
+    "jobs.list": MethodSpec(Empty, JobsResult, V, "every job with its version and source"),
+    "jobs.get": MethodSpec(JobName, JobRecord, V, "one job"),
+    "jobs.put": MethodSpec(PutJob, JobRecord, A, "create or replace a job (version-checked)"),
+    "jobs.delete": MethodSpec(DeleteJob, Empty, A, "delete a job (version-checked)"),
+    "jobs.enable": MethodSpec(JobName, JobRecord, OP, "let a job's schedule fire"),
+    "jobs.disable": MethodSpec(JobName, JobRecord, OP, "stop a job's schedule firing"),
+    "run": MethodSpec(RunParams, RunResult, OP, "trigger a job now; returns the execution id"),
+    "cancel": MethodSpec(ExecutionId, Empty, OP, "cancel a pending, queued or running execution"),
+    "executions.get": MethodSpec(ExecutionId, Execution, V, "one execution"),
+    "executions.query": MethodSpec(
+        ExecutionsQuery, ExecutionsResult, V, "executions by job, status, run, time"
+    ),
+    "history.since": MethodSpec(HistorySince, HistoryBatch, V, "history sync: changes after seq"),
+    "logs.read": MethodSpec(LogsRead, LogSlice, V, "an execution's log from a byte offset"),
+    "subscribe": MethodSpec(Subscribe, Empty, V, "start receiving a topic's events"),
+    "unsubscribe": MethodSpec(Subscribe, Empty, V, "stop receiving a topic's events"),
+    "scripts.put": MethodSpec(ScriptPut, ScriptInfo, A, "store a script, content-addressed"),
+    "scripts.list": MethodSpec(Empty, ScriptsResult, V, "every stored script version"),
+    "scripts.get": MethodSpec(ScriptRef, Script, V, "one script version with its content"),
+}
+
+TOPICS: dict[str, TopicSpec] = {
+    "executions": TopicSpec(Execution, V, "an execution changed (every status change)"),
+    "logs": TopicSpec(LogChunk, V, "new log bytes of one running execution"),
+    "heartbeat": TopicSpec(Heartbeat, V, "host metrics and agent state, every few seconds"),
+    "jobs": TopicSpec(JobChanged, V, "a job was created, changed or deleted"),
+}
