@@ -37,6 +37,7 @@ datetimes that share a tzinfo by wall time and ignores ``fold``.
 from __future__ import annotations
 
 import calendar
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -381,6 +382,8 @@ def fire_times(
         return iter(())
     after_ts = after.timestamp()
     until_ts = None if until is None else until.timestamp()
+    if until_ts is not None and until_ts <= after_ts:
+        return iter(())
     return _iterate(record, tz, after_ts, until_ts)
 
 
@@ -391,10 +394,17 @@ def _iterate(
     pending: list[int] = []  # instants of hours next to a DST change, sorted on flush
     minutes = sorted(record.minutes)
     seconds = sorted(record.seconds)
-    start_day = datetime.fromtimestamp(after_ts, tz).date() - timedelta(days=1)
+    start = datetime.fromtimestamp(after_ts, tz)
+    day_before = datetime.fromtimestamp(after_ts - 26 * 3600, tz)
+    if day_before.utcoffset() == start.utcoffset():
+        # No DST change in the last day: no earlier wall time can map past `after`.
+        start_day, start_hour = start.date(), start.hour
+    else:
+        # A gap-shifted fixed-time tick from the day before may still lie ahead.
+        start_day, start_hour = day_before.date(), 0
     last_day = None if until_ts is None else datetime.fromtimestamp(until_ts, tz).date()
 
-    for hour_start, is_simple in _hours(record, tz, start_day, last_day):
+    for hour_start, is_simple in _hours(record, tz, start_day, start_hour, last_day):
         if is_simple:
             if pending:
                 for ts in sorted(set(pending)):
@@ -408,7 +418,8 @@ def _iterate(
             base = int(datetime(*hour_start, tzinfo=tz).timestamp())
             if base + 3600 <= last_ts:
                 continue
-            for minute in minutes:
+            first = bisect_left(minutes, int(last_ts - base) // 60) if last_ts > base else 0
+            for minute in minutes[first:]:
                 minute_base = base + minute * 60
                 if minute_base + 59 <= last_ts:
                     continue
@@ -432,10 +443,12 @@ _Hour = tuple[int, int, int, int]  # year, month, day, hour (wall clock)
 
 
 def _hours(
-    record: CronExpr, tz: ZoneInfo, start_day: date, last_day: date | None
+    record: CronExpr, tz: ZoneInfo, start_day: date, start_hour: int, last_day: date | None
 ) -> Iterator[tuple[_Hour, bool]]:
-    """Every matching wall-clock hour from ``start_day`` on, and whether it is DST-free."""
+    """Every matching wall-clock hour from ``start_day`` ``start_hour`` on, and whether it
+    is DST-free."""
     hours = sorted(record.hours)
+    first_hours = [h for h in hours if h >= start_hour]
     year, month = start_day.year, start_day.month
     first_day = start_day.day
     while year <= 9999:
@@ -447,7 +460,7 @@ def _hours(
                     return
                 if not record.matches_day(current):
                     continue
-                for hour in hours:
+                for hour in first_hours if current == start_day else hours:
                     yield (year, month, day, hour), _is_simple_hour(tz, current, hour)
         elif last_day is not None and date(year, month, 1) > last_day:
             return
