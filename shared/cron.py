@@ -395,13 +395,14 @@ def _iterate(
     minutes = sorted(record.minutes)
     seconds = sorted(record.seconds)
     start = datetime.fromtimestamp(after_ts, tz)
-    day_before = datetime.fromtimestamp(after_ts - 26 * 3600, tz)
-    if day_before.utcoffset() == start.utcoffset():
-        # No DST change in the last day: no earlier wall time can map past `after`.
-        start_day, start_hour = start.date(), start.hour
-    else:
-        # A gap-shifted fixed-time tick from the day before may still lie ahead.
-        start_day, start_hour = day_before.date(), 0
+    # Wall times before `after`'s can be later instants only through a fall-back
+    # change ahead (the repeated wall times), so start that much earlier. A gap
+    # needs nothing: its wall times all come after a pre-gap `after`.
+    ahead = datetime.fromtimestamp(after_ts + 26 * 3600, tz).utcoffset()
+    here = start.utcoffset()
+    back = here - ahead if here is not None and ahead is not None and here > ahead else None
+    first_wall = start.replace(tzinfo=None) - (back or timedelta(0))
+    start_day, start_hour = first_wall.date(), first_wall.hour
     last_day = None if until_ts is None else datetime.fromtimestamp(until_ts, tz).date()
 
     for hour_start, is_simple in _hours(record, tz, start_day, start_hour, last_day):

@@ -430,3 +430,10 @@ def test_daily_job_in_london_runs_once_on_both_change_days() -> None:
     for day in (datetime(2026, 3, 29, tzinfo=LONDON), datetime(2026, 10, 25, tzinfo=LONDON)):
         got = list(fire_times("30 1 * * *", tz=LONDON, after=day, until=day + timedelta(days=1)))
         assert len(got) == 1
+
+
+def test_start_just_before_the_repeated_hour_sees_its_second_pass() -> None:
+    """From 01:50 EDT the next '*/20' tick is 01:00 EST (wall time goes back), not 02:00."""
+    after = datetime(2026, 11, 1, 1, 50, tzinfo=NY)
+    got = next_fire_times("*/20 * * * *", tz=NY, after=after, n=2)
+    assert iso(got) == ["2026-11-01T01:00:00-05:00", "2026-11-01T01:20:00-05:00"]
