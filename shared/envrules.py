@@ -1,80 +1,95 @@
-"""Which environment variable names a job may set.
+"""Which environment variable names a job may set: a pure rule, applied where job data enters.
 
-Jobs run as root or as a chosen user, in a clean environment the agent builds.
-A job's ``env`` must not be able to change how loaders, shells or language
-runtimes start (DESIGN.md: ``LD_*``, ``BASH_ENV``, ``PYTHON*``, ... are
-refused): those turn "run this command" into "run this code first". The rule
-is checked where a job enters (``shared.jobs.parse_job``) and again by the
-process set-up, so a refused name never reaches ``execve``.
+DESIGN.md: job env names that change loaders or shells are refused, because a
+job's env would otherwise let its author run code in whatever the job starts
+before the job's own command (``LD_PRELOAD``, ``BASH_ENV``) or change how a
+command line is split (``IFS``). ``SQU_*`` names are set by the agent itself.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
-from shared.errors import SquError
+from shared.errors import InvalidJob
 
-__all__ = ["REFUSED_NAMES", "REFUSED_PREFIXES", "InvalidEnv", "check_env_names", "refusal"]
+__all__ = ["REFUSED_NAMES", "REFUSED_PREFIXES", "check_env_names", "env_name_problem"]
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-# Exact names that change how a shell, the C library or a loader behaves.
 REFUSED_NAMES = frozenset(
     {
-        "BASH_ENV",  # bash sources it before running a non-interactive script
-        "ENV",  # sh/dash source it
+        # shells
+        "BASH_ENV",
+        "ENV",
         "IFS",
         "SHELLOPTS",
         "BASHOPTS",
-        "PS4",  # evaluated by bash -x
-        "GCONV_PATH",  # glibc loads modules from it
-        "LOCPATH",
+        "PS4",
+        "GLOBIGNORE",
+        "CDPATH",
+        "PROMPT_COMMAND",
+        # the C library's loader and locale machinery
+        "GCONV_PATH",
         "GLIBC_TUNABLES",
-        "NODE_OPTIONS",
+        "LOCPATH",
+        "NLSPATH",
         "HOSTALIASES",
-        "RESOLV_HOST_CONF",
+        "LOCALDOMAIN",
+        "RES_OPTIONS",
+        # interpreters that load code from the environment
+        "PERL5LIB",
+        "PERL5OPT",
+        "PERLLIB",
+        "PERL5DB",
+        "RUBYLIB",
+        "RUBYOPT",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "TCLLIBPATH",
+        "LUA_INIT",
+        "LUA_PATH",
+        "LUA_CPATH",
     }
 )
-# Prefixes: loader variables, exported bash functions, interpreters' start-up hooks.
+
 REFUSED_PREFIXES = (
-    "LD_",
+    "LD_",  # LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, ...
     "DYLD_",
-    "BASH_FUNC_",
-    "PYTHON",
-    "PERL5",
-    "PERLLIB",
-    "RUBY",
+    "PYTHON",  # PYTHONPATH, PYTHONSTARTUP, PYTHONHOME, ...
+    "BASH_FUNC_",  # exported shell functions
     "MALLOC_",
+    "SQU_",  # reserved: the agent sets SQU_EXECUTION_ID, SQU_PARAM_*, ...
 )
 
 
-class InvalidEnv(SquError):
-    """An environment variable name a job may not set, with the reason."""
-
-    code = "invalid_env"
-
-    def __init__(self, name: str, why: str) -> None:
-        super().__init__(f"{name!r}: {why}", name=name, why=why)
-        self.name = name
-        self.why = why
-
-
-def refusal(name: str) -> str | None:
-    """Why a job may not set ``name``, or None if it may."""
+def env_name_problem(name: str) -> str | None:
+    """Why ``name`` may not be set by a job, or None when it may."""
     if not _NAME.match(name):
-        return "not a valid variable name (letters, digits and '_', not starting with a digit)"
-    if name in REFUSED_NAMES:
-        return "refused: it changes how shells or the C library start"
+        return "is not a valid variable name (letters, digits and _, not starting with a digit)"
+    upper = name.upper()
+    if upper in REFUSED_NAMES:
+        return "changes how shells, loaders or interpreters start, so a job may not set it"
     for prefix in REFUSED_PREFIXES:
-        if name.startswith(prefix):
-            return f"refused: {prefix}* variables change how loaders or interpreters start"
+        if upper.startswith(prefix):
+            if prefix == "SQU_":
+                return "SQU_* names are reserved for the variables the agent sets"
+            return f"{prefix}* names change how programs load code, so a job may not set them"
     return None
 
 
-def check_env_names(env: Mapping[str, str]) -> None:
-    """Raise ``InvalidEnv`` for the first name in ``env`` a job may not set."""
-    for name in env:
-        why = refusal(name)
-        if why is not None:
-            raise InvalidEnv(name, why)
+def check_env_names(env: dict[str, str], *, where: str = "") -> None:
+    """Raise ``InvalidJob(field="env.<NAME>")`` for the first name or value a job may not use.
+
+    Call where job data enters (``parse_job``) and again just before spawning.
+    """
+    for name, value in env.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidJob("env", "names and values must be strings", where=where, value=name)
+        problem = env_name_problem(name)
+        if problem is not None:
+            raise InvalidJob(f"env.{name}", problem, where=where)
+        if "\0" in value:
+            raise InvalidJob(f"env.{name}", "value contains a NUL byte", where=where)
