@@ -82,6 +82,7 @@ class AgentState:
     link: LinkState = LinkState.CONNECTING
     since: float = 0.0  # when ``link`` last changed (epoch s)
     version: str = ""
+    timezone: str = ""  # the agent's zone: jobs without their own zone run in it
     metrics: HostMetrics | None = None
     last_seen: float | None = None  # last frame received (epoch s)
     error: str = ""  # why the link is not up, in words

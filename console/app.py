@@ -1,0 +1,291 @@
+"""SquApp: the console TUI over a mirror and a fleet.
+
+``SquApp(mirror, fleet, clock=..., config=...)`` is all a test needs: fixed
+data in a mirror file, a ``StaticFleet`` and a fixed clock give the same
+screen every time. ``run_tui(mirror_path, fleet)`` is the entry the ``squ``
+CLI and ``squ demo`` call.
+
+Never blocks: the fleet runs in a worker (its links in their own tasks), the
+UI thread reads only the local mirror, and every action on an agent runs in a
+worker with a timeout and ends in a toast. Messages from the fleet only mark
+data dirty; a timer redraws the visible screen at most every ``refresh_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from rich.text import Text
+from textual import work
+from textual.app import App
+from textual.binding import BindingType
+from textual.screen import Screen
+
+from console.bindings import bindings
+from console.cmdline import Command, parse_command
+from console.fleet.mirror import Mirror
+from console.fleet.source import (
+    AgentState,
+    AgentStateChanged,
+    ExecutionsChanged,
+    FleetSource,
+    JobsChanged,
+    LinkState,
+    LogChunk,
+)
+from console.screens.trigger import TriggerRequest
+from console.theme import SQU_DARK, SQU_LIGHT, THEMES, TuiConfig
+from shared.errors import SquError
+
+__all__ = ["SquApp", "run_tui"]
+
+T = TypeVar("T")
+
+# Keys 4-6 stay free for DAG, Approvals and Audit (their issues add them).
+VIEWS = ("servers", "jobs", "runs")
+
+
+class SquApp(App[None]):
+    """The console. Views are modes, so each keeps its own screen stack (enter in, esc out)."""
+
+    CSS_PATH = "console.tcss"
+    TITLE = "squ"
+    BINDINGS: ClassVar[list[BindingType]] = bindings(
+        "app.servers", "app.jobs", "app.runs", "app.command", "app.help", "app.quit"
+    )
+
+    def __init__(
+        self,
+        mirror: Mirror,
+        fleet: FleetSource,
+        *,
+        clock: Callable[[], float] = time.time,
+        config: TuiConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.mirror = mirror
+        self.fleet = fleet
+        self.clock = clock
+        self.config = config or TuiConfig()
+        self.tz: tzinfo = self.config.tz or datetime.now().astimezone().tzinfo or UTC
+        self._dirty = False
+        self._agents: dict[str, AgentState] = {}
+        self.register_theme(SQU_DARK)
+        self.register_theme(SQU_LIGHT)
+        self.theme = self.config.theme
+        if self.config.keymap:
+            self.set_keymap(self.config.keymap)
+
+    # -- start-up ------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        from console.screens.jobs import JobsScreen
+        from console.screens.runs import RunsScreen
+        from console.screens.servers import ServersScreen
+
+        self.add_mode("servers", ServersScreen)
+        self.add_mode("jobs", JobsScreen)
+        self.add_mode("runs", RunsScreen)
+        self._agents = {a.name: a for a in self.fleet.agents()}
+        self.run_worker(self._run_fleet(), group="links", exit_on_error=False)
+        self.set_interval(self.config.refresh_s, self._redraw_if_dirty)
+        self.switch_mode("jobs")
+
+    async def _run_fleet(self) -> None:
+        try:
+            await self.fleet.run(self.post_message)
+        except SquError as exc:
+            self.notify(exc.message, title="fleet stopped", severity="error", timeout=30)
+
+    # -- what the views read ------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock()
+
+    def agents(self) -> list[AgentState]:
+        """The last known state of every agent (no I/O)."""
+        return sorted(self._agents.values(), key=lambda a: a.name)
+
+    def agent(self, name: str) -> AgentState | None:
+        return self._agents.get(name)
+
+    def stale_agents(self) -> frozenset[str]:
+        return frozenset(a.name for a in self._agents.values() if a.is_stale)
+
+    def summary_text(self) -> Text:
+        """Header summary: agents up/total, failing jobs, clock (CONSOLE.md "At a glance")."""
+        agents = list(self._agents.values())
+        up = sum(1 for a in agents if a.link is LinkState.UP)
+        failing = sum(
+            1 for s in self.mirror.job_summaries() if s.last_status in ("failed", "timeout", "lost")
+        )
+        clock = datetime.fromtimestamp(self.now(), self.tz).strftime("%H:%M:%S %Z")
+        text = Text(no_wrap=True)
+        text.append(f"agents {up}/{len(agents)}", style="bold red" if up < len(agents) else "")
+        text.append(" · ")
+        text.append(f"failing {failing}", style="bold red" if failing else "")
+        text.append(f" · {clock}")
+        return text
+
+    # -- messages from the fleet: mark dirty, redraw on the timer ----------------
+
+    def on_executions_changed(self, message: ExecutionsChanged) -> None:
+        self._dirty = True
+
+    def on_jobs_changed(self, message: JobsChanged) -> None:
+        self._dirty = True
+
+    def on_agent_state_changed(self, message: AgentStateChanged) -> None:
+        self._agents = {a.name: a for a in self.fleet.agents()}
+        self._dirty = True
+
+    def on_log_chunk(self, message: LogChunk) -> None:
+        """Route live output to every open log view of that execution."""
+        from console.screens.logs import LogScreen
+
+        for stack in self._screen_stacks.values():
+            for screen in stack:
+                if isinstance(screen, LogScreen) and screen.exec_id == message.exec_id:
+                    screen.receive_chunk(message)
+
+    def _redraw_if_dirty(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        self.refresh_screen()
+
+    def refresh_screen(self) -> None:
+        """Redraw the visible view from the mirror now (others redraw when shown)."""
+        from console.screens.base import SquScreen
+
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, SquScreen):
+                screen.refresh_data()
+                break
+
+    # -- actions on agents: in a worker, with a timeout, ending in a toast ---------
+
+    async def call_agent(self, what: str, action: Awaitable[T]) -> T | None:
+        """Await ``action`` with the configured timeout; a failure becomes an error toast."""
+        try:
+            return await asyncio.wait_for(action, timeout=self.config.action_timeout_s)
+        except SquError as exc:
+            self.notify(exc.message, title=f"{what} failed", severity="error", timeout=10)
+        except TimeoutError:
+            self.notify(
+                f"no answer after {self.config.action_timeout_s:.0f}s",
+                title=f"{what} failed",
+                severity="error",
+                timeout=10,
+            )
+        return None
+
+    @work(group="actions", exit_on_error=False)
+    async def start_runs(self, request: TriggerRequest) -> None:
+        """Trigger ``request`` on each of its agents in turn; one toast per agent."""
+        for agent in request.agents:
+            exec_id = await self.call_agent(
+                f"run {request.job} on {agent}",
+                self.fleet.trigger(request.job, agent, dict(request.params)),
+            )
+            if exec_id is not None:
+                self.notify(f"{request.job} started on {agent}: {exec_id}", title="run")
+
+    # -- navigation -----------------------------------------------------------------
+
+    def action_view(self, name: str) -> None:
+        if name in VIEWS:
+            self.switch_mode(name)
+
+    def open(self, screen: Screen[Any]) -> None:
+        """Drill into ``screen`` on top of the current view's stack."""
+        self.push_screen(screen)
+
+    def action_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def action_command_line(self) -> None:
+        from console.screens.prompt import Prompt
+
+        def done(text: str | None) -> None:
+            if text:
+                self.run_command(text)
+
+        self.push_screen(Prompt(":", placeholder="runs job=NAME status=failed since=24h"), done)
+
+    def run_command(self, text: str) -> None:
+        """Carry out a ``:`` command; a mistake becomes a toast naming it."""
+        try:
+            command = parse_command(text, now=self.now())
+            self._dispatch(command)
+        except SquError as exc:
+            self.notify(exc.message, title="command", severity="error")
+
+    def _dispatch(self, command: Command) -> None:
+        from console.screens.job_detail import JobDetailScreen
+        from console.screens.job_editor import JobEditorScreen
+        from console.screens.logs import LogScreen
+        from console.screens.runs import RunsScreen
+        from console.screens.servers import ServerDetailScreen
+
+        if command.name == "q":
+            self.exit()
+        elif command.name == "servers":
+            self.switch_mode("servers")
+        elif command.name == "jobs":
+            if command.agent:
+                self._require_agent(command.agent)
+                self.switch_mode("servers")
+                self.push_screen(ServerDetailScreen(command.agent))
+            else:
+                self.switch_mode("jobs")
+        elif command.name == "runs":
+            self.switch_mode("runs")
+            screen = self.screen
+            if isinstance(screen, RunsScreen):
+                screen.apply_filters(command.filters)
+        elif command.name in ("job", "edit"):
+            if not self.mirror.jobs(name=command.argument):
+                raise SquError(f"no job named {command.argument!r} in the mirror")
+            cls = JobDetailScreen if command.name == "job" else JobEditorScreen
+            self.push_screen(cls(command.argument))
+        elif command.name == "new":
+            self.push_screen(JobEditorScreen(None))
+        elif command.name == "logs":
+            run = self._find_run(command.argument)
+            self.push_screen(LogScreen(run.agent, run.execution.id))
+        elif command.name == "theme":
+            if command.argument not in THEMES:
+                raise SquError(f"theme {command.argument!r} is not one of {', '.join(THEMES)}")
+            self.theme = command.argument
+
+    def _require_agent(self, name: str) -> None:
+        if name not in self._agents:
+            known = ", ".join(sorted(self._agents)) or "none"
+            raise SquError(f"no agent named {name!r} (known: {known})")
+
+    def _find_run(self, text: str) -> Any:
+        found = self.mirror.find_runs(text.upper(), limit=2)
+        if not found:
+            raise SquError(f"no execution {text!r} in the mirror")
+        if len(found) > 1 and found[0].execution.id != text.upper():
+            raise SquError(f"{text!r} matches several executions: type more of the id")
+        return found[0]
+
+
+def run_tui(mirror_path: str | Path, fleet: FleetSource, *, config: TuiConfig | None = None) -> int:
+    """Open the mirror at ``mirror_path`` and run the TUI until the operator quits."""
+    mirror = Mirror.open(mirror_path)
+    try:
+        SquApp(mirror, fleet, config=config).run()
+    finally:
+        mirror.close()
+    return 0
