@@ -354,6 +354,8 @@ def init_data_dir(data_dir: Path) -> InitResult:
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         result.existing.append(config)
+    except OSError as exc:
+        raise _cannot_create(config, exc) from None
     else:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(config_template(data_dir))
@@ -373,15 +375,26 @@ def init_data_dir(data_dir: Path) -> InitResult:
 
 def _make_dir(path: Path, mode: int, result: InitResult) -> None:
     try:
-        path.mkdir(mode=mode, parents=False)
-    except FileExistsError:
-        result.existing.append(path)
-        return
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.mkdir(mode=mode)
-    os.chmod(path, mode)  # mkdir's mode is filtered by the umask
+        try:
+            path.mkdir(mode=mode, parents=False)
+        except FileExistsError:
+            if not path.is_dir():
+                raise ConfigError(path, "exists and is not a directory") from None
+            result.existing.append(path)
+            return
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=mode)
+        os.chmod(path, mode)  # mkdir's mode is filtered by the umask
+    except OSError as exc:
+        raise _cannot_create(path, exc) from None
     result.created.append(path)
+
+
+def _cannot_create(path: Path, exc: OSError) -> ConfigError:
+    why = exc.strerror or str(exc)
+    hint = " (run as root, or pass --data-dir to a directory you own)"
+    return ConfigError(path, f"cannot create: {why}" + (hint if exc.errno == 13 else ""))
 
 
 def _create_store(path: Path) -> None:

@@ -24,15 +24,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     data_dir = data_dir_of(args).absolute()
-    try:
-        result = init_data_dir(data_dir)
-    except PermissionError as exc:
-        print(
-            f"squ-agentd init: cannot create {exc.filename or data_dir}: permission denied "
-            "(run as root, or pass --data-dir to a directory you own)",
-            file=sys.stderr,
-        )
-        return 2
+    result = init_data_dir(data_dir)  # ConfigError -> one line on stderr, exit 2 (cli.main)
     for path in result.created:
         print(f"created  {path}")
     for path in result.existing:
