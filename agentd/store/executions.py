@@ -19,6 +19,7 @@ import sqlite_utils
 from agentd.store import meta
 from agentd.store.errors import InvalidField, InvalidQuery
 from agentd.store.schema import next_seq
+from agentd.store.writer import solo
 from shared.enums import ExecutionStatus, Trigger
 from shared.errors import UnknownExecution
 from shared.models import Execution
@@ -270,6 +271,7 @@ def count_active(db: sqlite_utils.Database, job: str) -> int:
     return int(row[0])
 
 
+@solo  # commits batch by batch, so it must not run inside a group transaction
 def prune(db: sqlite_utils.Database, *, older_than: float) -> int:
     """Delete finished executions that finished before ``older_than``; returns how many.
 

@@ -5,7 +5,8 @@ then goes through ``await store.call(fn, *args)``, where ``fn`` is one of the
 small sync functions in ``executions``, ``jobs`` or ``meta`` taking the
 ``sqlite_utils.Database`` first. One thread owns the connection, so calls run
 one at a time in the order they were made, and the event loop never blocks on
-disk. ``await store.close()`` runs every call already made, then closes.
+disk; calls that queue up are committed together (``writer.py``: group commit).
+``await store.close()`` runs every call already made, then closes.
 
 CLI commands that only read while the daemon runs use ``open_readonly(path)``:
 WAL lets readers in other processes proceed while the daemon writes.
@@ -18,15 +19,18 @@ import logging
 import os
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 from typing import Concatenate, Literal, ParamSpec, TypeVar
 
 import sqlite_utils
 
-from agentd.store.epoch import check_restored, record_high_water
+from agentd.store import meta
+from agentd.store.epoch import EPOCH_KEY, check_restored, record_high_water
 from agentd.store.errors import StoreClosed, StoreFull, StoreTooNew, StoreUnreadable
 from agentd.store.schema import migrate, unknown_migrations
+from agentd.store.writer import Call, Writer, is_disk_full
 
 __all__ = ["Store", "open_readonly"]
 
@@ -44,39 +48,30 @@ BUSY_TIMEOUT_S = 5.0
 class Store:
     """The agent's database; make one with ``Store.open`` (async) or ``Store.open_sync`` (CLI)."""
 
-    def __init__(
-        self, path: Path, executor: ThreadPoolExecutor, db: sqlite_utils.Database, epoch: str
-    ) -> None:
+    def __init__(self, path: Path, writer: Writer) -> None:
         self.path = path
-        self._executor = executor
-        self._db = db
+        self._writer = writer
         self._closed = False
-        # Read once at open: it only changes when the database is recreated or restored.
-        self.epoch = epoch
+        # Set by open, once: it only changes when the database is recreated or restored.
+        self.epoch = ""
 
     @classmethod
     async def open(cls, path: Path, *, synchronous: Synchronous = "FULL") -> Store:
         """Create or migrate the database at ``path``, start its thread; call once at start-up."""
-        executor = _new_executor()
-        try:
-            db, epoch = await asyncio.wrap_future(
-                executor.submit(_connect, Path(path), synchronous)
-            )
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        return cls(Path(path), executor, db, epoch)
+        writer = _start_writer(Path(path), synchronous)
+        await asyncio.wrap_future(writer.ready)
+        store = cls(Path(path), writer)
+        store.epoch = str(await store.call(meta.get, EPOCH_KEY))
+        return store
 
     @classmethod
     def open_sync(cls, path: Path, *, synchronous: Synchronous = "FULL") -> Store:
         """``open`` for code without an event loop (CLI commands, tests, benchmarks)."""
-        executor = _new_executor()
-        try:
-            db, epoch = executor.submit(_connect, Path(path), synchronous).result()
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        return cls(Path(path), executor, db, epoch)
+        writer = _start_writer(Path(path), synchronous)
+        writer.ready.result()
+        store = cls(Path(path), writer)
+        store.epoch = str(store.call_sync(meta.get, EPOCH_KEY))
+        return store
 
     async def call(
         self,
@@ -84,10 +79,11 @@ class Store:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Run ``fn(db, *args, **kwargs)`` on the store thread and return its result.
+        """Run ``fn(db, *args, **kwargs)`` on the store thread; return once it is committed.
 
-        Once made, a call runs to its end even if the awaiting task is cancelled:
-        a write is never half-skipped because its caller was shut down.
+        Calls run one at a time in the order made. Once made, a call runs to its
+        end even if the awaiting task is cancelled: a write is never half-skipped
+        because its caller was shut down.
         """
         future = self._submit(fn, *args, **kwargs)
         return await asyncio.shield(asyncio.wrap_future(future))
@@ -103,19 +99,17 @@ class Store:
 
     async def close(self) -> None:
         """Finish every call already made, then close the database. Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.wrap_future(self._executor.submit(_close, self._db))
-        self._executor.shutdown(wait=False)
+        if not self._closed:
+            self._closed = True
+            self._writer.stop()
+        await asyncio.wrap_future(self._writer.stopped)
 
     def close_sync(self) -> None:
         """``close`` for code without an event loop."""
-        if self._closed:
-            return
-        self._closed = True
-        self._executor.submit(_close, self._db).result()
-        self._executor.shutdown(wait=True)
+        if not self._closed:
+            self._closed = True
+            self._writer.stop()
+        self._writer.stopped.result()
 
     def _submit(
         self,
@@ -125,27 +119,9 @@ class Store:
     ) -> Future[T]:
         if self._closed:
             raise StoreClosed(self.path)
-        return self._executor.submit(self._run, fn, args, kwargs)
-
-    def _run(
-        self,
-        fn: Callable[..., T],
-        args: tuple[object, ...],
-        kwargs: dict[str, object],
-    ) -> T:
-        conn = self._db.conn
-        try:
-            return fn(self._db, *args, **kwargs)
-        except sqlite3.OperationalError as exc:
-            if _is_disk_full(exc):
-                raise StoreFull(self.path) from exc
-            raise
-        finally:
-            if conn.in_transaction:
-                # A function that raised outside ``db.atomic()`` (or forgot to commit) must
-                # not leak half a change into the next call's transaction.
-                log.error("%s left a transaction open; rolled back", getattr(fn, "__name__", fn))
-                conn.rollback()
+        call = Call(fn, args, kwargs)
+        self._writer.submit(call)
+        return call.future
 
 
 def open_readonly(path: Path) -> sqlite_utils.Database:
@@ -170,12 +146,13 @@ def open_readonly(path: Path) -> sqlite_utils.Database:
     return db
 
 
-def _new_executor() -> ThreadPoolExecutor:
-    # One worker: the thread that owns the connection, so writes never interleave.
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="squ-store")
+def _start_writer(path: Path, synchronous: Synchronous) -> Writer:
+    writer = Writer(path, partial(_connect, path, synchronous), _close)
+    writer.start()
+    return writer
 
 
-def _connect(path: Path, synchronous: Synchronous) -> tuple[sqlite_utils.Database, str]:
+def _connect(path: Path, synchronous: Synchronous) -> sqlite_utils.Database:
     """Runs on the store thread: open, set pragmas, migrate."""
     try:
         if not path.exists():
@@ -195,11 +172,11 @@ def _connect(path: Path, synchronous: Synchronous) -> tuple[sqlite_utils.Databas
         conn.execute("PRAGMA trusted_schema=OFF")
         db = sqlite_utils.Database(conn, execute_plugins=False)
         migrate(db, path)
-        epoch = check_restored(db)
+        check_restored(db)
         _record_high_water_or_warn(db)
     except sqlite3.OperationalError as exc:
         conn.close()
-        if _is_disk_full(exc):
+        if is_disk_full(exc):
             raise StoreFull(path) from exc
         raise StoreUnreadable(path, str(exc)) from exc
     except sqlite3.DatabaseError as exc:
@@ -208,7 +185,7 @@ def _connect(path: Path, synchronous: Synchronous) -> tuple[sqlite_utils.Databas
     except BaseException:
         conn.close()
         raise
-    return db, epoch
+    return db
 
 
 def _record_high_water_or_warn(db: sqlite_utils.Database) -> None:
@@ -227,7 +204,3 @@ def _close(db: sqlite_utils.Database) -> None:
     except sqlite3.Error as exc:
         log.warning("PRAGMA optimize failed on close: %s", exc)
     db.close()
-
-
-def _is_disk_full(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
