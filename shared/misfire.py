@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 from shared.cron import CronExpr, fire_times, parse
 from shared.enums import Misfire
 
-__all__ = ["CLOCK_STEP_S", "DUE_TOLERANCE_S", "TickPlan", "plan_ticks"]
+__all__ = ["CLOCK_STEP_S", "DUE_TOLERANCE_S", "TickPlan", "plan_at", "plan_ticks"]
 
 # DESIGN.md: "a clock step of more than a few hours is a correction"; Debian cron uses 3 h.
 CLOCK_STEP_S = 3 * 3600.0
@@ -176,3 +176,51 @@ def _plan(
         cursor=cursor,
         next_at=upcoming,
     )
+
+
+def plan_at(
+    when: datetime,
+    *,
+    last_tick: datetime | None,
+    now: datetime,
+    policy: Misfire,
+    grace_s: float,
+    wall_jump_s: float = 0.0,
+    due_tolerance_s: float = DUE_TOLERANCE_S,
+) -> TickPlan:
+    """The same rules as ``plan_ticks`` for a one-shot ``at`` job whose only tick is ``when``.
+
+    One difference: a new job (``last_tick is None``) whose time is already
+    past reports it in ``skipped``, so a one-shot that will never run shows in
+    the history instead of vanishing. ``when`` comes from ``cron.parse_at``.
+    """
+    if now.tzinfo is None or when.tzinfo is None:
+        raise ValueError("plan_at needs aware datetimes for when and now")
+    if last_tick is not None and last_tick.tzinfo is None:
+        raise ValueError("plan_at needs an aware last_tick")
+    policy = Misfire(policy)
+    tz = when.tzinfo
+    now_utc = now.astimezone(UTC)
+    when_utc = when.astimezone(UTC)
+    now_local = now.astimezone(tz)
+    last_utc = None if last_tick is None else last_tick.astimezone(UTC)
+    tolerance = timedelta(seconds=max(due_tolerance_s, 0.0))
+    age = now_utc - when_utc
+    upcoming = when if when_utc > now_utc else None
+
+    if last_utc is not None and now_utc <= last_utc and abs(wall_jump_s) <= CLOCK_STEP_S:
+        # A small step back: wait; the cursor never moves back.
+        cursor = last_utc.astimezone(tz)
+        return TickPlan(cursor=cursor, next_at=when if when_utc > last_utc else None)
+    if upcoming is not None or (last_utc is not None and when_utc <= last_utc):
+        return TickPlan(cursor=now_local, next_at=upcoming)  # not yet, or handled before
+    if last_utc is None:
+        return TickPlan(cursor=now_local, skipped=[when])
+    if abs(wall_jump_s) > CLOCK_STEP_S:
+        return TickPlan(cursor=now_local, fire=[when] if age <= tolerance else [], clock_step=True)
+    window = timedelta(seconds=max(grace_s, 0.0))
+    if policy is Misfire.SKIP or window < tolerance:
+        window = tolerance
+    if age <= window:
+        return TickPlan(cursor=now_local, fire=[when])
+    return TickPlan(cursor=now_local, skipped=[when])

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from shared.cron import fire_times
 from shared.enums import Misfire
-from shared.misfire import TickPlan, plan_ticks
+from shared.misfire import TickPlan, plan_at, plan_ticks
 
 UTC_ZONE = ZoneInfo("UTC")
 NY = ZoneInfo("America/New_York")
@@ -213,3 +213,61 @@ def test_every_tick_in_the_window_is_fired_or_skipped_exactly_once(
     assert all(now.timestamp() - t <= max(grace_s, 10) for t in fired)
     if policy is Misfire.RUN_ONCE:
         assert len([t for t in fired if now.timestamp() - t > 10]) <= 1
+
+
+def at_plan(policy: Misfire, last: datetime | None, now: datetime, **kw: object) -> TickPlan:
+    return plan_at(
+        at(12),
+        last_tick=last,
+        now=now,
+        policy=policy,
+        grace_s=kw.pop("grace_s", 3600),  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("policy", list(Misfire))
+def test_at_time_just_due_fires_under_every_policy(policy: Misfire) -> None:
+    """A one-shot time a moment old fires once, whatever the policy."""
+    result = at_plan(policy, at(11, 59, 59), at(12, 0, 0.01))
+    assert result.fire == [at(12)]
+    assert result.next_at is None
+
+
+def test_at_time_in_the_future_waits() -> None:
+    """A one-shot time still ahead fires nothing and is the next wake-up."""
+    result = at_plan(Misfire.SKIP, at(10), at(11))
+    assert result.fire == [] and result.skipped == []
+    assert result.next_at == at(12)
+
+
+def test_at_time_missed_within_grace_runs_unless_skip() -> None:
+    """After downtime a one-shot within grace runs under run_once/run_all, is skipped under skip."""
+    assert at_plan(Misfire.RUN_ONCE, at(11), at(12, 30)).fire == [at(12)]
+    assert at_plan(Misfire.RUN_ALL, at(11), at(12, 30)).fire == [at(12)]
+    assert at_plan(Misfire.SKIP, at(11), at(12, 30)).skipped == [at(12)]
+
+
+def test_at_time_beyond_grace_is_skipped() -> None:
+    """A one-shot missed by more than the grace window is reported skipped, not run."""
+    result = at_plan(Misfire.RUN_ONCE, at(11), at(14))
+    assert result.fire == [] and result.skipped == [at(12)]
+
+
+def test_at_time_already_handled_does_not_fire_again() -> None:
+    """A one-shot at or before the cursor never fires again."""
+    result = at_plan(Misfire.RUN_ALL, at(12), at(12, 5))
+    assert result.fire == [] and result.skipped == []
+
+
+def test_new_at_job_in_the_past_is_reported_skipped() -> None:
+    """A one-shot whose time was past when the job appeared is skipped, visibly."""
+    result = at_plan(Misfire.RUN_ALL, None, at(13))
+    assert result.fire == [] and result.skipped == [at(12)]
+
+
+def test_at_time_jumped_over_by_a_clock_step_is_neither_run_nor_skipped() -> None:
+    """A wall-clock correction over a one-shot time fires nothing and flags the step."""
+    result = at_plan(Misfire.RUN_ALL, at(8), at(16), wall_jump_s=8 * 3600)
+    assert result.clock_step
+    assert result.fire == [] and result.skipped == []
