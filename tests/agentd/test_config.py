@@ -223,3 +223,17 @@ def test_init_warns_about_a_shared_data_dir(tmp_path: Path) -> None:
     assert result.warnings == [
         f"{data} is mode 0755; the agent's data should be private: chmod 700 {data}"
     ]
+
+
+def test_docs_list_every_setting() -> None:
+    """docs/configuration.md has a row for every setting init writes into agentd.toml."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    keys: list[str] = []
+    section = ""
+    for line in config_template(ROOT).splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif line.startswith("# ") and " = " in line:
+            keys.append(f"{section}.{line.removeprefix('# ').split(' = ')[0]}")
+    assert len(keys) == 10
+    assert [k for k in keys if f"| `{k}` |" not in text] == []

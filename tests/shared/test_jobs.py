@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -400,3 +401,24 @@ def test_any_command_text_round_trips(command: str) -> None:
     """Any command text survives writing and reading TOML unchanged."""
     original = Job(name="a", command=command)
     assert parse_jobs_toml(job_to_toml(original), where="x") == [original]
+
+
+# --------------------------------------------------------------------------- docs
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "jobs.md"
+
+
+def test_docs_example_file_is_valid() -> None:
+    """The example jobs file in docs/jobs.md parses as written."""
+    text = DOCS.read_text()
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    names = [j.name for j in parse_jobs_toml(example, where="docs/jobs.md")]
+    assert names == ["backup", "vacuum.weekly", "restore-test"]
+
+
+def test_docs_list_every_job_field() -> None:
+    """docs/jobs.md has a row for every Job and RetryPolicy field."""
+    text = DOCS.read_text()
+    fields = [f for f in Job.__struct_fields__ if f != "retry"]
+    fields += [f"retry.{f}" for f in RetryPolicy.__struct_fields__]
+    assert [f for f in fields if f"| `{f}` |" not in text] == []
