@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in msgspec.structs.fields(Execution))
+_PARAMS_AT = COLUMNS.index("params")
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM executions"
 _INSERT = (
     f"INSERT INTO executions ({', '.join(COLUMNS)}) "
@@ -110,17 +111,16 @@ def insert_executions(db: sqlite_utils.Database, exs: Iterable[Execution]) -> li
     ``insert_execution``, and either all new rows commit or none do.
     """
     rows = [_insert_row(ex) for ex in exs]
+    if not rows:
+        return []
     inserted = []
     with db.atomic():
-        for row in rows:
-            try:
-                with db.atomic():  # a savepoint: a duplicate gives its seq back
-                    row["seq"] = next_seq(db)
-                    if db.execute(_INSERT, _insert_args(row)).rowcount == 0:
-                        raise _Duplicate
-            except _Duplicate:
-                continue
-            inserted.append(_from_row(row))
+        # One block of seqs for the batch; a duplicate leaves a gap, which sync ignores.
+        first = next_seq(db, len(rows))
+        for offset, row in enumerate(rows):
+            row["seq"] = first + offset
+            if db.execute(_INSERT, _insert_args(row)).rowcount:
+                inserted.append(_from_row(row))
     return inserted
 
 
@@ -317,7 +317,9 @@ def _insert_row(ex: Execution) -> dict[str, Any]:
 
 
 def _insert_args(row: Mapping[str, Any]) -> list[Any]:
-    return [_to_sql(c, row[c]) for c in COLUMNS]
+    args = [row[c] for c in COLUMNS]
+    args[_PARAMS_AT] = _params_json(args[_PARAMS_AT])
+    return args
 
 
 def _update(
@@ -353,9 +355,11 @@ def _field_of(exc: msgspec.ValidationError) -> str:
 
 
 def _to_sql(name: str, value: Any) -> Any:
-    if name == "params":
-        return json.dumps(value, sort_keys=True)
-    return value
+    return _params_json(value) if name == "params" else value
+
+
+def _params_json(params: Mapping[str, str]) -> str:
+    return msgspec.json.encode(params, order="sorted").decode()
 
 
 def _rows(db: sqlite_utils.Database, sql: str, args: list[Any]) -> list[Execution]:
