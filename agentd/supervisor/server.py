@@ -177,7 +177,7 @@ class Supervisor:
             path.unlink()  # stale: we hold the lock, so no live supervisor owns it
         server = await _start_unix_server(self._handle, path)
         os.chmod(path, 0o600)
-        (self.dir / "pid").write_text(f"{self.pid}\n")
+        write_json_atomic(self.dir / "pid", f"{self.pid}\n".encode(), fsync=False)
         log.info("supervisor %d serving on %s", self.pid, path)
         if ready is not None:
             ready.set()
