@@ -41,6 +41,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cron_descriptor import ExpressionDescriptor, Options
@@ -471,6 +472,7 @@ def _hours(
             year, month = year + 1, 1
 
 
+@lru_cache(maxsize=8192)
 def _is_simple_hour(tz: ZoneInfo, day: date, hour: int) -> bool:
     """Whether the wall hour has one UTC offset throughout (no gap, no fold touches it)."""
     start = datetime(day.year, day.month, day.day, hour, tzinfo=tz)

@@ -130,7 +130,12 @@ def plan_ticks(
     due: list[datetime] = []
     latest_missed: datetime | None = None
     newest: deque[datetime] = deque(maxlen=max_ticks)  # run_all: eligible + due
-    for tick in fire_times(record, tz=tz, after=max(last_utc, stale_until), until=now_utc):
+    upcoming: datetime | None = None
+    # One pass over the eligible ticks that also finds the next one after now (when to wake).
+    for tick in fire_times(record, tz=tz, after=max(last_utc, stale_until)):
+        if tick > now_utc:
+            upcoming = tick
+            break
         if policy is Misfire.RUN_ALL:
             if len(newest) == max_ticks:
                 skip(newest[0])
@@ -154,7 +159,9 @@ def plan_ticks(
         fire = [latest_missed]
     # skip() appends in tick order except a coalesced run_once tick, which precedes `due`.
     skipped.sort(key=datetime.timestamp)
-    return _plan(record, tz, cursor=now, fire=fire, skipped=skipped, skipped_truncated=truncated)
+    return TickPlan(
+        fire=fire, skipped=skipped, skipped_truncated=truncated, cursor=now, next_at=upcoming
+    )
 
 
 def _plan(
