@@ -51,12 +51,16 @@ class ErrorCode(StrEnum):
     UNKNOWN_SCRIPT = "unknown_script"
     CONFLICT = "conflict"
     STALE_VERSION = "stale_version"
-    READ_ONLY_JOB = "read_only_job"  # declared in jobs.d: edit the file
+    JOB_DECLARED_IN_FILE = "job_declared_in_file"  # declared in jobs.d: edit that file
     INVALID_JOB = "invalid_job"
     INVALID_SCHEDULE = "invalid_schedule"
     INVALID_PARAMETER = "invalid_parameter"
     ILLEGAL_TRANSITION = "illegal_transition"
-    UNAVAILABLE = "unavailable"  # the agent cannot take new work now (disk full, stopping)
+    INVALID_QUERY = "invalid_query"
+    UNAVAILABLE = "unavailable"  # the agent cannot take new work now (stopping)
+    DISK_FULL = (
+        "disk_full"  # the agent's disk is full: nothing new starts, nothing recorded is lost
+    )
     INTERNAL = "internal"  # a bug in the agent; logged there, no details sent
 
 

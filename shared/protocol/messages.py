@@ -225,6 +225,9 @@ class LogsRead(_Frozen, frozen=True):
 
     execution_id: Name
     offset: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # Bytes of the frame at ``offset`` already read: a log frame can be larger than a
+    # chunk, so the cursor is (offset, skip); pass back a slice's next_offset / next_skip.
+    skip: Annotated[int, msgspec.Meta(ge=0)] = 0
     limit: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024
     stream: Stream | None = None  # None: both streams, in order
 
@@ -242,6 +245,7 @@ class LogSlice(_Frozen, frozen=True):
     eof: bool  # nothing after next_offset *yet*
     complete: bool  # the execution has finished: nothing will ever follow
     dropped_bytes: int = 0
+    next_skip: int = 0
 
 
 class Subscribe(_Frozen, frozen=True):
@@ -249,6 +253,7 @@ class Subscribe(_Frozen, frozen=True):
 
     topic: Name
     execution_id: str | None = None
+    offset: Annotated[int, msgspec.Meta(ge=0)] = 0  # logs: push from this byte offset
 
 
 class ScriptPut(_Frozen, frozen=True):
@@ -290,6 +295,7 @@ class LogChunk(_Frozen, frozen=True):
     offset: int
     next_offset: int
     pieces: list[LogPiece]
+    next_skip: int = 0
 
 
 class Heartbeat(_Frozen, frozen=True):

@@ -1,0 +1,285 @@
+"""One async function per protocol method, in one registry; and ``AgentOps``, what they call.
+
+The session has already checked the caller's role and decoded the params into
+the method's type (shared/protocol), so a handler only does the work: call
+the agent and build the result. A ``SquError`` a handler raises goes back as an
+error reply with its code; anything else becomes ``internal`` (the session logs
+it). ``AgentOps`` is the seam to the daemon: ``agentd.server.ops_store.StoreOps``
+implements it over the store, and the daemon can pass that or its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shared.enums import ExecutionStatus, Role
+from shared.errors import SquError
+from shared.models import Execution, Job, JobRecord
+from shared.protocol import (
+    METHODS,
+    TOPICS,
+    AgentInfo,
+    DeleteJob,
+    Empty,
+    ExecutionId,
+    ExecutionsQuery,
+    ExecutionsResult,
+    Heartbeat,
+    HistoryBatch,
+    HistorySince,
+    JobChanged,
+    JobName,
+    JobsResult,
+    Limits,
+    LogSlice,
+    LogsRead,
+    PutJob,
+    RunParams,
+    RunResult,
+    Script,
+    ScriptInfo,
+    ScriptPut,
+    ScriptRef,
+    ScriptsResult,
+    Subscribe,
+    make_batch,
+)
+
+__all__ = ["HANDLERS", "AgentOps", "CallContext", "InvalidSubscription"]
+
+
+class AgentOps(Protocol):
+    """What the WebSocket server needs from the agent. All methods are async and may raise
+    ``SquError`` (sent to the client as is); ``by`` is the authenticated operator's name."""
+
+    agent_name: str
+    agent_version: str
+
+    async def agent_info(self) -> AgentInfo: ...
+    async def list_jobs(self) -> list[JobRecord]: ...
+    async def get_job(self, name: str) -> JobRecord: ...
+    async def put_job(self, job: Job, expected_version: int | None, by: str) -> JobRecord: ...
+    async def delete_job(self, name: str, expected_version: int | None, by: str) -> None: ...
+    async def set_enabled(self, name: str, enabled: bool, by: str) -> JobRecord: ...
+    async def run(self, job: str, params: dict[str, str], target: str | None, by: str) -> str: ...
+    async def cancel(self, exec_id: str, by: str) -> None: ...
+    async def get_execution(self, exec_id: str) -> Execution: ...
+    async def query_executions(
+        self,
+        *,
+        job: str | None,
+        status: list[ExecutionStatus] | None,
+        run_id: str | None,
+        since: float | None,
+        until: float | None,
+        limit: int,
+    ) -> list[Execution]: ...
+    async def history_since(self, seq: int, limit: int) -> tuple[str, int, list[Execution]]:
+        """(epoch, floor_seq, up to ``limit`` executions with seq > ``seq`` in seq order)."""
+        ...
+
+    async def job_changes_since(self, seq: int) -> list[tuple[int, JobChanged]]:
+        """(seq, change) for every job change after ``seq``, in seq order: the ``jobs`` topic."""
+        ...
+
+    async def read_log(
+        self, exec_id: str, stream: str | None, offset: int, limit: int, skip: int = 0
+    ) -> LogSlice: ...
+    async def latest_seq(self) -> int:
+        """The newest seq (jobs and executions share the counter): where the feeds start."""
+        ...
+
+    async def heartbeat(self) -> Heartbeat: ...
+    async def put_script(
+        self, name: str, content: str, interpreter: str, by: str
+    ) -> ScriptInfo: ...
+    async def list_scripts(self) -> list[ScriptInfo]: ...
+    async def get_script(self, ref: str) -> Script: ...
+
+
+class InvalidSubscription(SquError):
+    code = "invalid_params"
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+
+
+@dataclass(slots=True)
+class CallContext:
+    """Who is calling, on which connection; handlers read it, subscribe edits ``topics``."""
+
+    operator: str
+    role: Role
+    limits: Limits
+    # topic -> execution ids (for ``logs``) or {""} for whole topics
+    topics: dict[str, set[str]] = field(default_factory=dict)
+    # execution id -> (offset, skip) of the next log byte to push (log followers advance it)
+    log_offsets: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+Handler = Callable[[AgentOps, Any, CallContext], Awaitable[Any]]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(method: str) -> Callable[[Handler], Handler]:
+    if method not in METHODS:
+        raise KeyError(f"{method!r} is not in the protocol's METHODS")
+
+    def register(fn: Handler) -> Handler:
+        HANDLERS[method] = fn
+        return fn
+
+    return register
+
+
+@handles("agent.info")
+async def agent_info(ops: AgentOps, params: Empty, ctx: CallContext) -> AgentInfo:
+    return await ops.agent_info()
+
+
+@handles("jobs.list")
+async def jobs_list(ops: AgentOps, params: Empty, ctx: CallContext) -> JobsResult:
+    return JobsResult(jobs=await ops.list_jobs())
+
+
+@handles("jobs.get")
+async def jobs_get(ops: AgentOps, params: JobName, ctx: CallContext) -> JobRecord:
+    return await ops.get_job(params.name)
+
+
+@handles("jobs.put")
+async def jobs_put(ops: AgentOps, params: PutJob, ctx: CallContext) -> JobRecord:
+    return await ops.put_job(params.job, params.expected_version, ctx.operator)
+
+
+@handles("jobs.delete")
+async def jobs_delete(ops: AgentOps, params: DeleteJob, ctx: CallContext) -> Empty:
+    await ops.delete_job(params.name, params.expected_version, ctx.operator)
+    return Empty()
+
+
+@handles("jobs.enable")
+async def jobs_enable(ops: AgentOps, params: JobName, ctx: CallContext) -> JobRecord:
+    return await ops.set_enabled(params.name, True, ctx.operator)
+
+
+@handles("jobs.disable")
+async def jobs_disable(ops: AgentOps, params: JobName, ctx: CallContext) -> JobRecord:
+    return await ops.set_enabled(params.name, False, ctx.operator)
+
+
+@handles("run")
+async def run(ops: AgentOps, params: RunParams, ctx: CallContext) -> RunResult:
+    exec_id = await ops.run(params.job, dict(params.params), params.target, ctx.operator)
+    return RunResult(execution_id=exec_id)
+
+
+@handles("cancel")
+async def cancel(ops: AgentOps, params: ExecutionId, ctx: CallContext) -> Empty:
+    await ops.cancel(params.execution_id, ctx.operator)
+    return Empty()
+
+
+@handles("executions.get")
+async def executions_get(ops: AgentOps, params: ExecutionId, ctx: CallContext) -> Execution:
+    return await ops.get_execution(params.execution_id)
+
+
+@handles("executions.query")
+async def executions_query(
+    ops: AgentOps, params: ExecutionsQuery, ctx: CallContext
+) -> ExecutionsResult:
+    rows = await ops.query_executions(
+        job=params.job,
+        status=params.status,
+        run_id=params.run_id,
+        since=params.since,
+        until=params.until,
+        limit=min(params.limit, ctx.limits.max_batch),
+    )
+    return ExecutionsResult(executions=rows)
+
+
+@handles("history.since")
+async def history_since(ops: AgentOps, params: HistorySince, ctx: CallContext) -> HistoryBatch:
+    limit = min(params.limit, ctx.limits.max_batch)
+    # One extra row tells make_batch whether there is more.
+    epoch, floor_seq, rows = await ops.history_since(params.seq, limit + 1)
+    return make_batch(
+        epoch=epoch,
+        floor_seq=floor_seq,
+        since_seq=params.seq,
+        rows=rows,
+        limit=limit,
+        max_bytes=ctx.limits.max_frame_bytes,
+    )
+
+
+@handles("logs.read")
+async def logs_read(ops: AgentOps, params: LogsRead, ctx: CallContext) -> LogSlice:
+    limit = min(params.limit, ctx.limits.max_log_chunk_bytes)
+    return await ops.read_log(params.execution_id, params.stream, params.offset, limit, params.skip)
+
+
+@handles("subscribe")
+async def subscribe(ops: AgentOps, params: Subscribe, ctx: CallContext) -> Empty:
+    _check_topic(params)
+    if params.topic == "logs":
+        if len(ctx.topics.get("logs", ())) >= MAX_LOG_SUBSCRIPTIONS:
+            raise InvalidSubscription(
+                f"already following {MAX_LOG_SUBSCRIPTIONS} logs on this connection"
+            )
+        # Fail now (unknown_execution) rather than push nothing forever.
+        await ops.get_execution(params.execution_id or "")
+        ctx.log_offsets[params.execution_id or ""] = (params.offset, 0)
+    ctx.topics.setdefault(params.topic, set()).add(params.execution_id or "")
+    return Empty()
+
+
+@handles("unsubscribe")
+async def unsubscribe(ops: AgentOps, params: Subscribe, ctx: CallContext) -> Empty:
+    _check_topic(params)
+    keys = ctx.topics.get(params.topic, set())
+    keys.discard(params.execution_id or "")
+    if params.topic == "logs":
+        ctx.log_offsets.pop(params.execution_id or "", None)
+    if not keys:
+        ctx.topics.pop(params.topic, None)
+    return Empty()
+
+
+# A client may follow this many running executions' logs at once on one connection.
+MAX_LOG_SUBSCRIPTIONS = 16
+
+
+def _check_topic(params: Subscribe) -> None:
+    if params.topic not in TOPICS:
+        raise InvalidSubscription(
+            f"no topic {params.topic!r}; topics are {', '.join(sorted(TOPICS))}"
+        )
+    if params.topic == "logs" and not params.execution_id:
+        raise InvalidSubscription("the logs topic needs an execution_id")
+    if params.topic != "logs" and params.execution_id:
+        raise InvalidSubscription(f"the {params.topic} topic takes no execution_id")
+
+
+@handles("scripts.put")
+async def scripts_put(ops: AgentOps, params: ScriptPut, ctx: CallContext) -> ScriptInfo:
+    return await ops.put_script(params.name, params.content, params.interpreter, ctx.operator)
+
+
+@handles("scripts.list")
+async def scripts_list(ops: AgentOps, params: Empty, ctx: CallContext) -> ScriptsResult:
+    return ScriptsResult(scripts=await ops.list_scripts())
+
+
+@handles("scripts.get")
+async def scripts_get(ops: AgentOps, params: ScriptRef, ctx: CallContext) -> Script:
+    return await ops.get_script(params.ref)
+
+
+_missing = set(METHODS) - set(HANDLERS)
+if _missing:  # pragma: no cover - caught by importing the module in any test
+    raise RuntimeError(f"methods without a handler: {sorted(_missing)}")
