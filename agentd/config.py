@@ -31,7 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.errors import SquError
-from shared.tomlpos import locate
+from shared.tomlpos import TomlIndex
 
 __all__ = [
     "CONFIG_FILE",
@@ -252,6 +252,7 @@ def load_config(data_dir: Path) -> AgentConfig:
             path, f"TOML syntax error: {match.group(1)}", line=int(match.group(2))
         ) from None
 
+    index = TomlIndex(text)
     sections = sorted({s for s, _ in _SETTINGS})
     for section, table in doc.items():
         if section not in sections:
@@ -259,15 +260,15 @@ def load_config(data_dir: Path) -> AgentConfig:
                 path,
                 f"unknown section{_did_you_mean(section, sections)}",
                 key=f"[{section}]",
-                line=locate(text, (section,)),
+                line=index.locate((section,)),
             )
         if not isinstance(table, dict):
             raise ConfigError(
-                path, "must be a table", key=f"[{section}]", line=locate(text, (section,))
+                path, "must be a table", key=f"[{section}]", line=index.locate((section,))
             )
         keys = sorted(k for s, k in _SETTINGS if s == section)
         for key, value in table.items():
-            line = locate(text, (section, key))
+            line = index.locate((section, key))
             dotted = f"{section}.{key}"
             spec = _SETTINGS.get((section, key))
             if spec is None:

@@ -21,6 +21,7 @@ Parsing one file's text is pure and lives in ``shared.jobs.parse_jobs_toml``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ class JobsDir:
         self.path = Path(path)
         self._good: dict[Path, tuple[Job, ...]] = {}
         self._owner: dict[str, Path] = {}
+        # path -> (sha256 of the bytes, what parsing them gave): an unchanged file is not
+        # parsed again, so a reload of a large jobs.d costs reads, not parses.
+        self._parsed: dict[Path, tuple[bytes, tuple[Job, ...] | InvalidJobFile]] = {}
 
     def load(self) -> JobsDirResult:
         """Read every ``*.toml`` file now and return the jobs to run and the errors to report."""
@@ -90,9 +94,11 @@ class JobsDir:
         present = set(files)
         for gone in [p for p in self._good if p not in present]:
             del self._good[gone]  # a removed file removes its jobs
+        for gone in [p for p in self._parsed if p not in present]:
+            del self._parsed[gone]
         for path in files:
             try:
-                self._good[path] = tuple(self._read(path))
+                self._good[path] = self._read(path)
             except InvalidJobFile as exc:
                 kept = tuple(job.name for job in self._good.get(path, ()))
                 message = exc.message
@@ -120,7 +126,7 @@ class JobsDir:
         # Editors' and config managers' temporaries (.x.toml.swp, .#x.toml, x.toml~) are skipped.
         return [self.path / n for n in names if n.endswith(".toml") and not n.startswith(".")], None
 
-    def _read(self, path: Path) -> list[Job]:
+    def _read(self, path: Path) -> tuple[Job, ...]:
         where = str(path)
         try:
             # Follows a symlink on purpose (config management often links files in);
@@ -138,12 +144,14 @@ class JobsDir:
             data = path.read_bytes()
         except OSError as exc:
             raise InvalidJobFile(where, [f"{where}: cannot read: {exc.strerror}"]) from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            raise InvalidJobFile(where, [f"{where}:{line}: not valid UTF-8"]) from None
-        return parse_jobs_toml(text, where=where)
+        digest = hashlib.sha256(data).digest()
+        cached = self._parsed.get(path)
+        if cached is None or cached[0] != digest:
+            cached = (digest, _parse(data, where))
+            self._parsed[path] = cached
+        if isinstance(cached[1], InvalidJobFile):
+            raise InvalidJobFile(where, cached[1].problems)
+        return cached[1]
 
     def _merge(self, errors: list[FileError]) -> dict[str, FileJob]:
         """One owner per job name; a name claimed by two files is an error naming both."""
@@ -186,3 +194,15 @@ def _unsafe(info: os.stat_result, path: Path) -> str | None:
             f"run: chmod go-w {path}"
         )
     return None
+
+
+def _parse(data: bytes, where: str) -> tuple[Job, ...] | InvalidJobFile:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return InvalidJobFile(where, [f"{where}:{line}: not valid UTF-8"])
+    try:
+        return tuple(parse_jobs_toml(text, where=where))
+    except InvalidJobFile as exc:
+        return exc

@@ -30,7 +30,7 @@ from shared.enums import Approval, Backoff, Concurrency, Misfire, RetryOn
 from shared.envrules import check_env_names
 from shared.errors import InvalidJob, InvalidSchedule, SquError
 from shared.models import Job, Parameter, RetryPolicy
-from shared.tomlpos import locate
+from shared.tomlpos import TomlIndex
 
 __all__ = [
     "MAX_LOG_BYTES",
@@ -504,33 +504,39 @@ def parse_jobs_toml(text: str, *, where: str) -> list[Job]:
             where, [f"{where}:{line}:{col}: TOML syntax error: {match.group('msg')}"]
         ) from None
 
+    index = TomlIndex(text)  # line numbers, computed only if there is an error to place
     problems: list[str] = []
     for key in doc:
         if key not in _TOP_LEVEL:
             close = difflib.get_close_matches(key, _TOP_LEVEL, n=1)
             hint = f"did you mean [{close[0]}]?" if close else "use [defaults] and [job.<name>]"
-            problems.append(f"{_at(where, text, (key,))}: unknown top-level key {key!r}; {hint}")
+            problems.append(f"{_at(where, index, (key,))}: unknown top-level key {key!r}; {hint}")
     defaults = doc.get("defaults", {})
     if not isinstance(defaults, dict):
-        problems.append(f"{_at(where, text, ('defaults',))}: defaults must be a table")
+        problems.append(f"{_at(where, index, ('defaults',))}: defaults must be a table")
         defaults = {}
     elif "name" in defaults:
-        problems.append(f"{_at(where, text, ('defaults', 'name'))}: defaults cannot set a name")
+        problems.append(f"{_at(where, index, ('defaults', 'name'))}: defaults cannot set a name")
     tables = doc.get("job", {})
     if not isinstance(tables, dict):
-        problems.append(f"{_at(where, text, ('job',))}: job must be a table of [job.<name>] tables")
+        problems.append(
+            f"{_at(where, index, ('job',))}: job must be a table of [job.<name>] tables"
+        )
         tables = {}
 
     jobs: list[Job] = []
     for name, table in tables.items():
-        place = f"{_at(where, text, ('job', name))} [job.{_toml_key(name)}]"
+        place = f"{where} [job.{_toml_key(name)}]"
         if not isinstance(table, dict):
-            problems.append(f"{place}: expected a table, got {_kind(table)}")
+            problems.append(
+                f"{_at(where, index, ('job', name))} [job.{_toml_key(name)}]: "
+                f"expected a table, got {_kind(table)}"
+            )
             continue
         if "name" in table and table["name"] != name:
             problems.append(
-                f"{place}: name: the table's name is the job's name; remove name "
-                f"(got {table['name']!r})"
+                f"{_at(where, index, ('job', name, 'name'))} [job.{_toml_key(name)}]: name: "
+                f"the table's name is the job's name; remove name (got {table['name']!r})"
             )
             continue
         merged = _merge(defaults, table)
@@ -538,7 +544,7 @@ def parse_jobs_toml(text: str, *, where: str) -> list[Job]:
         try:
             jobs.append(parse_job(merged, where=place))
         except InvalidJob as exc:
-            problems.append(_relocate(exc, place, where, text, name, table, defaults))
+            problems.append(_relocate(exc, place, where, index, name, table, defaults))
     if problems:
         raise InvalidJobFile(where, problems)
     return jobs
@@ -548,7 +554,7 @@ def _relocate(
     exc: InvalidJob,
     place: str,
     where: str,
-    text: str,
+    index: TomlIndex,
     name: str,
     table: Mapping[str, Any],
     defaults: Mapping[str, Any],
@@ -556,15 +562,14 @@ def _relocate(
     """The error's message with the most precise place: the key's line, or [defaults]."""
     top = re.split(r"[.\[]", exc.field, maxsplit=1)[0]
     if top not in table and top in defaults:
-        better = f"{_at(where, text, ('defaults', top))} [defaults] (for job {name!r})"
+        better = f"{_at(where, index, ('defaults', top))} [defaults] (for job {name!r})"
     else:
-        line = locate(text, ("job", name, top))
-        better = f"{where}:{line} [job.{_toml_key(name)}]" if line is not None else place
+        better = f"{_at(where, index, ('job', name, top))} [job.{_toml_key(name)}]"
     return better + exc.message[len(place) :] if exc.message.startswith(place) else exc.message
 
 
-def _at(where: str, text: str, path: tuple[str, ...]) -> str:
-    line = locate(text, path)
+def _at(where: str, index: TomlIndex, path: tuple[str, ...]) -> str:
+    line = index.locate(path)
     return f"{where}:{line}" if line is not None else where
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["locate"]
+__all__ = ["TomlIndex", "locate"]
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 _HEADER = re.compile(r"^\s*\[\[?(?P<path>[^\[\]]*)\]\]?\s*(?:#.*)?$")
@@ -68,11 +68,24 @@ def _index(text: str) -> dict[tuple[str, ...], int]:
     return found
 
 
+class TomlIndex:
+    """The lines of every key and table of one text; build once, ask many times (linear)."""
+
+    def __init__(self, text: str) -> None:
+        self._found: dict[tuple[str, ...], int] | None = None
+        self._text = text
+
+    def locate(self, path: tuple[str, ...]) -> int | None:
+        """The line of ``path`` (a key or table), else of its nearest enclosing table, else None."""
+        if self._found is None:
+            self._found = _index(self._text)  # lazily: files without errors never need it
+        for end in range(len(path), 0, -1):
+            lineno = self._found.get(path[:end])
+            if lineno is not None:
+                return lineno
+        return None
+
+
 def locate(text: str, path: tuple[str, ...]) -> int | None:
-    """The line of ``path`` (a key or table), else of its nearest enclosing table, else None."""
-    found = _index(text)
-    for end in range(len(path), 0, -1):
-        lineno = found.get(path[:end])
-        if lineno is not None:
-            return lineno
-    return None
+    """One-off ``TomlIndex(text).locate(path)``; build a ``TomlIndex`` to ask several times."""
+    return TomlIndex(text).locate(path)

@@ -188,3 +188,30 @@ def test_symlinked_file_is_followed(jobs_d: Path, tmp_path: Path) -> None:
     target = write(tmp_path / "managed.toml", job_toml("managed"))
     (jobs_d / "managed.toml").symlink_to(target)
     assert list(JobsDir(jobs_d).load().jobs) == ["managed"]
+
+
+def test_unchanged_file_is_not_parsed_again(jobs_d: Path) -> None:
+    """A reload reuses the jobs of a file whose bytes did not change."""
+    write(jobs_d / "a.toml", job_toml("backup"))
+    jobs_dir = JobsDir(jobs_d)
+    first = jobs_dir.load().jobs["backup"].job
+    assert jobs_dir.load().jobs["backup"].job is first
+
+
+def test_same_size_edit_is_seen(jobs_d: Path) -> None:
+    """An edit that keeps the file's size and mtime is still picked up (content, not stat)."""
+    path = write(jobs_d / "a.toml", job_toml("backup", "0 3 * * *"))
+    jobs_dir = JobsDir(jobs_d)
+    jobs_dir.load()
+    info = path.stat()
+    write(path, job_toml("backup", "0 4 * * *"))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert jobs_dir.load().jobs["backup"].job.cron == "0 4 * * *"
+
+
+def test_unchanged_broken_file_keeps_reporting(jobs_d: Path) -> None:
+    """A broken file left as it is is reported again on every reload."""
+    write(jobs_d / "a.toml", "oops")
+    jobs_dir = JobsDir(jobs_d)
+    first = jobs_dir.load().errors
+    assert jobs_dir.load().errors == first != []

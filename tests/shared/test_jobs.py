@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -422,3 +423,16 @@ def test_docs_list_every_job_field() -> None:
     fields = [f for f in Job.__struct_fields__ if f != "retry"]
     fields += [f"retry.{f}" for f in RetryPolicy.__struct_fields__]
     assert [f for f in fields if f"| `{f}` |" not in text] == []
+
+
+def test_large_file_with_errors_is_located_in_linear_time() -> None:
+    """Regression: line lookup re-scanned the file per job (1000 jobs took about a minute)."""
+    text = "".join(
+        f'[job.j{i}]\ncommand = "true"\ncron = "{i % 60} * * * *"\n' for i in range(1000)
+    )
+    text += '[job.bad]\ncommand = "true"\ncron = "61 * * * *"\n'
+    started = time.monotonic()
+    with pytest.raises(InvalidJobFile) as info:
+        parse_jobs_toml(text, where="big.toml")
+    assert info.value.problems[0].startswith("big.toml:3003 [job.bad]: cron: ")
+    assert time.monotonic() - started < 20
