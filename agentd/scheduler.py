@@ -1,0 +1,262 @@
+"""The tick loop: which job is due when, and due ticks -> execution rows.
+
+One task sleeps until the next due instant across all jobs (and all pending
+retries), wakes, and hands each due tick to the executor. Sleeping uses the
+monotonic clock (``asyncio`` timers); what is due is decided on the wall
+clock (DESIGN.md: an asyncio loop sleeping until an instant wakes ~1.7 ms
+late). The sleep is capped at ``max_sleep_s`` so that a wall-clock step is
+noticed; the step is measured (wall advance minus monotonic advance) and
+passed to ``shared.misfire``, which treats a large one as a correction
+rather than a backlog to fire.
+
+Per job the scheduler keeps the misfire *cursor* (the end of the last planned
+window) in the store's meta table (``sched:<job>`` -> cursor + definition
+hash), so after downtime the misfire policy sees exactly the ticks that were
+missed. A job seen for the first time, re-enabled, or whose definition changed
+starts with no cursor: ``plan_ticks`` then fires no backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import heapq
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from agentd.executor import Executor
+from agentd.store import meta
+from shared import cron, misfire
+from shared.enums import ExecutionStatus as S
+from shared.enums import Trigger
+from shared.errors import SquError
+from shared.models import JobRecord
+
+__all__ = ["Scheduler", "is_reboot"]
+
+log = logging.getLogger("agentd.scheduler")
+
+# Skipped ticks recorded as rows per job and plan; beyond this, only a log line.
+MAX_SKIPPED_ROWS = 50
+# A wall/monotonic disagreement above this makes every job re-plan at once.
+JUMP_NOTICE_S = 1.0
+
+
+def is_reboot(expr: str | None) -> bool:
+    return expr is not None and expr.strip().lower() == "@reboot"
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+class Scheduler:
+    """Owns the due-time of every scheduled job; ``run()`` is the loop (one per agent)."""
+
+    def __init__(
+        self,
+        *,
+        store: Any,
+        executor: Executor,
+        jobs: Callable[[], Mapping[str, JobRecord]],
+        default_tz: str,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        max_sleep_s: float = 30.0,
+        max_ticks: int = 1000,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.jobs = jobs
+        self.default_tz = default_tz
+        self.wall = wall
+        self.monotonic = monotonic
+        self.max_sleep_s = max_sleep_s
+        self.max_ticks = max_ticks
+        self._cursor: dict[str, float | None] = {}
+        self._hash: dict[str, str] = {}
+        self._next_due: dict[str, float | None] = {}
+        self._pending: list[tuple[float, str]] = []  # (due wall time, execution id)
+        self._wake = asyncio.Event()
+        self._last_wall = wall()
+        self._last_mono = monotonic()
+
+    # -- inputs ------------------------------------------------------------------
+
+    def arm(self, exec_id: str, due: float) -> None:
+        """Start the pending execution ``exec_id`` at wall time ``due`` (retries, delayed runs)."""
+        heapq.heappush(self._pending, (due, exec_id))
+        self._wake.set()
+
+    def jobs_changed(self) -> None:
+        """The job table changed (reload, edit): re-plan changed jobs on the next turn."""
+        self._wake.set()
+
+    def next_due(self, name: str) -> float | None:
+        """When ``name`` fires next (wall time), or None (manual-only, @reboot, disabled, done)."""
+        return self._next_due.get(name)
+
+    # -- start-up ----------------------------------------------------------------
+
+    async def fire_reboot_jobs(self, started_at: float) -> int:
+        """Fire every enabled ``@reboot`` job once for this agent start; returns how many."""
+        fired = 0
+        for record in self.jobs().values():
+            if record.job.enabled and is_reboot(record.job.cron):
+                ex = await self.executor.create(
+                    record, trigger=Trigger.SCHEDULE, scheduled_for=started_at
+                )
+                if ex is not None:
+                    self.executor.start_soon(ex)
+                    fired += 1
+        return fired
+
+    # -- the loop ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Fire due ticks and pending executions until cancelled."""
+        while True:
+            try:
+                await self.turn()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # One bad job must not stop the clock for the others.
+                log.exception("scheduler turn failed; carrying on")
+                await asyncio.sleep(1.0)
+            delay = self._sleep_for()
+            self._wake.clear()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+
+    def _sleep_for(self) -> float:
+        now = self.wall()
+        dues = [d for d in self._next_due.values() if d is not None]
+        if self._pending:
+            dues.append(self._pending[0][0])
+        if not dues:
+            return self.max_sleep_s
+        return max(0.0, min(min(dues) - now, self.max_sleep_s))
+
+    def _wall_jump(self) -> float:
+        """How far the wall clock stepped since the last turn, beyond real elapsed time."""
+        wall, mono = self.wall(), self.monotonic()
+        jump = (wall - self._last_wall) - (mono - self._last_mono)
+        self._last_wall, self._last_mono = wall, mono
+        return jump
+
+    async def turn(self) -> None:
+        """One pass: plan every job that is due (or new, or changed), start due retries."""
+        jump_s = self._wall_jump()
+        if abs(jump_s) > JUMP_NOTICE_S:
+            log.warning("wall clock stepped by %+.1f s; re-planning every job", jump_s)
+        now = self.wall()
+        table = self.jobs()
+        for name in [n for n in self._next_due if n not in table]:
+            del self._next_due[name]
+            self._hash.pop(name, None)
+            self._cursor.pop(name, None)
+        for name, record in table.items():
+            fresh = self._hash.get(name) != record.definition_hash
+            if fresh:
+                await self._load_cursor(record)
+            due = self._next_due.get(name)
+            if fresh or abs(jump_s) > JUMP_NOTICE_S or (due is not None and due <= now):
+                await self._plan_and_fire(record, now, jump_s)
+        while self._pending and self._pending[0][0] <= self.wall():
+            _, exec_id = heapq.heappop(self._pending)
+            await self.executor.start_pending(exec_id)
+
+    async def _load_cursor(self, record: JobRecord) -> None:
+        """The job's cursor from the store, or None if it is new, changed or was disabled."""
+        name = record.job.name
+        saved = await self.store.call(meta.get, f"sched:{name}")
+        cursor: float | None = None
+        if isinstance(saved, dict):
+            try:
+                # Same definition and was enabled: resume where it stopped, so the misfire
+                # policy sees the downtime. Otherwise: no backlog.
+                if saved.get("hash") == record.definition_hash and saved.get("enabled", True):
+                    cursor = float(saved["cursor"])
+            except (ValueError, KeyError, TypeError):
+                log.warning("ignoring unreadable scheduler state for %s: %r", name, saved)
+        self._cursor[name] = cursor
+        self._hash[name] = record.definition_hash
+
+    async def _plan_and_fire(self, record: JobRecord, now: float, jump_s: float) -> None:
+        """Plan one job's ticks between its cursor and now; create their rows; save the cursor."""
+        job = record.job
+        if not job.enabled or (job.cron is None and job.at is None) or is_reboot(job.cron):
+            self._next_due[job.name] = None
+            await self._save(record, now)
+            return
+        last = self._cursor.get(job.name)
+        try:
+            tz = ZoneInfo(job.timezone or self.default_tz)
+            common: dict[str, Any] = {
+                "last_tick": None if last is None else _utc(last),
+                "now": _utc(now),
+                "policy": job.misfire,
+                "grace_s": job.misfire_grace_s,
+                "wall_jump_s": jump_s,
+            }
+            if job.cron is not None:
+                plan = misfire.plan_ticks(job.cron, tz=tz, max_ticks=self.max_ticks, **common)
+            else:
+                assert job.at is not None
+                plan = misfire.plan_at(cron.parse_at(job.at, tz), **common)
+        except (SquError, ValueError) as exc:
+            log.error("job %s cannot be scheduled: %s", job.name, exc)
+            self._next_due[job.name] = None
+            return
+        if plan.clock_step:
+            log.warning(
+                "%s: wall clock stepped by %+.0f s; ticks it jumped over are not fired",
+                job.name,
+                jump_s,
+            )
+        for tick in plan.fire:
+            ex = await self.executor.create(
+                record, trigger=Trigger.SCHEDULE, scheduled_for=tick.timestamp()
+            )
+            if ex is None:
+                log.debug("%s: tick %s already has its execution", job.name, tick)
+            else:
+                self.executor.start_soon(ex)
+        await self._record_skipped(record, plan)
+        cursor = plan.cursor.timestamp()
+        self._cursor[job.name] = cursor
+        self._next_due[job.name] = None if plan.next_at is None else plan.next_at.timestamp()
+        await self._save(record, cursor)
+
+    async def _record_skipped(self, record: JobRecord, plan: misfire.TickPlan) -> None:
+        """Missed ticks become ``skipped`` rows (the newest few), so history shows the gap."""
+        job = record.job
+        shown = plan.skipped[-MAX_SKIPPED_ROWS:]
+        for tick in shown:
+            await self.executor.create(
+                record,
+                trigger=Trigger.SCHEDULE,
+                scheduled_for=tick.timestamp(),
+                status=S.SKIPPED,
+                reason=f"missed while the agent was not running (misfire = {job.misfire})",
+            )
+        if len(plan.skipped) > len(shown) or plan.skipped_truncated:
+            log.warning(
+                "%s: %s missed ticks skipped; only the newest %d recorded",
+                job.name,
+                "more than " + str(len(plan.skipped))
+                if plan.skipped_truncated
+                else len(plan.skipped),
+                len(shown),
+            )
+
+    async def _save(self, record: JobRecord, cursor: float) -> None:
+        state = {"cursor": cursor, "hash": record.definition_hash, "enabled": record.job.enabled}
+        await self.store.call(meta.set, f"sched:{record.job.name}", state)

@@ -1,0 +1,119 @@
+"""End to end: retries, timeouts, kill -9 re-adoption, concurrency policies."""
+
+from __future__ import annotations
+
+import psutil
+
+from shared.enums import ExecutionStatus as S
+from shared.enums import Trigger
+from tests.e2e.agentkit import AgentProc, wait_for
+
+
+def _final(agent: AgentProc, job: str, n: int = 1) -> list:
+    rows = [r for r in agent.executions(job) if r.status.is_final]
+    return rows if len(rows) >= n else []
+
+
+def test_failing_job_with_two_retries_gives_three_executions(agent: AgentProc) -> None:
+    """retry.count = 2 on a failing job: three executions, one run id, retry_index 0, 1, 2."""
+    agent.write_jobs(
+        "fail.toml",
+        """
+        [job.fail]
+        command = "echo trying; exit 3"
+        retry = { count = 2, delay_s = 0.2, backoff = "fixed", jitter = 0.0 }
+        """,
+    )
+    agent.start()
+    agent.request("run", {"job": "fail"})
+    rows = wait_for(lambda: _final(agent, "fail", 3), what="three final executions")
+    assert [r.retry_index for r in rows] == [0, 1, 2]
+    assert {r.run_id for r in rows} == {rows[0].id}
+    assert [r.trigger for r in rows] == [Trigger.MANUAL, Trigger.RETRY, Trigger.RETRY]
+    assert all(r.status is S.FAILED and r.exit_code == 3 for r in rows)
+    assert all("trying" in r.stdout_tail for r in rows)
+
+
+def test_timeout_kills_setsid_grandchild(agent: AgentProc) -> None:
+    """A timed-out job whose grandchild escaped with setsid leaves no process behind."""
+    marker = agent.data_dir / "escaped-marker"
+    agent.write_jobs(
+        "slow.toml",
+        f"""
+        [job.slow]
+        command = "setsid sleep 300 {marker} & sleep 300"
+        timeout_s = 0.5
+        kill_grace_s = 0.5
+        """,
+    )
+    agent.start()
+    agent.request("run", {"job": "slow"})
+    (row,) = wait_for(lambda: _final(agent, "slow"), what="the timed-out execution")
+    assert row.status is S.TIMEOUT
+
+    def escaped() -> list[psutil.Process]:
+        return [
+            p for p in psutil.process_iter(["cmdline"]) if str(marker) in (p.info["cmdline"] or ())
+        ]
+
+    wait_for(lambda: not escaped(), what="the setsid grandchild to be gone")
+
+
+GATED = """
+[job.seven]
+command = "while [ ! -e {go} ]; do sleep 0.05; done; exit 7"
+"""
+
+
+def test_kill9_during_run_then_restart_readopts(agent: AgentProc) -> None:
+    """kill -9 of the agent mid-run; after a restart it re-adopts the job, which ends with 7."""
+    go = agent.data_dir / "go"
+    agent.write_jobs("job.toml", GATED.format(go=go))
+    agent.start()
+    first = agent.request("run", {"job": "seven"})["execution"]
+    assert first["status"] == "running"
+    agent.kill9()
+    agent.start()
+    assert f"re-adopted {first['id']}" in agent.stderr()
+    go.touch()
+    (row,) = wait_for(lambda: _final(agent, "seven"), what="the re-adopted execution to end")
+    assert (row.id, row.status, row.exit_code) == (first["id"], S.FAILED, 7)
+
+
+def test_job_that_ended_while_agent_was_down_is_recorded(agent: AgentProc) -> None:
+    """A job that finishes while the agent is dead is recorded with its real exit at restart."""
+    go = agent.data_dir / "go"
+    agent.write_jobs("job.toml", GATED.format(go=go))
+    agent.start()
+    first = agent.request("run", {"job": "seven"})["execution"]
+    agent.kill9()
+    go.touch()
+    wait_for((agent.data_dir / "runs" / first["id"] / "exit.json").exists, what="exit.json")
+    agent.start()
+    (row,) = wait_for(lambda: _final(agent, "seven"), what="the execution to be recorded")
+    assert (row.id, row.status, row.exit_code) == (first["id"], S.FAILED, 7)
+
+
+def test_concurrency_forbid_skips_with_reason(agent: AgentProc) -> None:
+    """concurrency = forbid: a run while one is running is skipped, naming the running one."""
+    agent.write_jobs("f.toml", '[job.f]\ncommand = "sleep 1"\nconcurrency = "forbid"\n')
+    agent.start()
+    first = agent.request("run", {"job": "f"})["execution"]
+    second = agent.request("run", {"job": "f"})["execution"]
+    assert second["status"] == "skipped"
+    assert "forbid" in second["reason"] and first["id"] in second["reason"]
+
+
+def test_concurrency_replace_cancels_the_running_one(agent: AgentProc) -> None:
+    """concurrency = replace: a new run cancels the running one, then runs itself."""
+    agent.write_jobs(
+        "r.toml", '[job.r]\ncommand = "sleep 30"\nconcurrency = "replace"\nkill_grace_s = 1\n'
+    )
+    agent.start()
+    first = agent.request("run", {"job": "r"})["execution"]
+    second = agent.request("run", {"job": "r"})["execution"]
+    assert second["status"] == "running"
+    rows = wait_for(lambda: _final(agent, "r"), what="the first run to be cancelled")
+    assert [(r.id, r.status) for r in rows] == [(first["id"], S.CANCELLED)]
+    agent.request("cancel", {"execution": second["id"]})
+    wait_for(lambda: _final(agent, "r", 2), what="the second run to be cancelled")
