@@ -44,6 +44,14 @@ def idle_jobs(count: int) -> str:
     return "".join(out)
 
 
+def _label(proc: psutil.Process, index: int) -> str:
+    """``main`` for the agent itself, else the module a helper runs (``agentd.supervisor``)."""
+    if index == 0:
+        return "main"
+    cmd = proc.cmdline()
+    return cmd[cmd.index("-m") + 1] if "-m" in cmd[:-1] else proc.name()
+
+
 def _cpu_s(procs: list[psutil.Process]) -> float:
     total = 0.0
     for p in procs:
@@ -71,7 +79,10 @@ def run(ctx: Context) -> list[Row]:
             with SquAgent(ctx, "idle-agent", idle_jobs(100)) as agent:
                 time.sleep(3.0)  # let start-up work (load, reconcile) finish
                 procs = agent.agent_processes()
-                helpers = ", ".join(f"{p.name()} {p.memory_info().rss / MB:.1f} MB" for p in procs)
+                helpers = ", ".join(
+                    f"{_label(p, i)} RSS {p.memory_info().rss / MB:.1f} MB"
+                    for i, p in enumerate(procs)
+                )
                 ctx.log(f"measuring idle agent and bare asyncio for {window_s:.0f} s")
                 cpu0, ref_cpu0, t0 = _cpu_s(procs), _cpu_s([ref_proc]), time.monotonic()
                 time.sleep(window_s)

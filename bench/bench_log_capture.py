@@ -3,8 +3,10 @@
 squ-cron: one job ``head -c 1G /dev/zero`` (max_log_bytes above that, so all
 of it is kept); the rate is the bytes over the execution's recorded duration,
 and the agent's RSS (main + supervisor) is sampled every 100 ms while it runs.
-Reference: ``head -c 1G /dev/zero > file``, the shell redirect. Goals: >= 0.5x
-the redirect's rate; agent RSS growth < 20 MB.
+Reference: ``head -c 1G /dev/zero > file``, the shell redirect, run before and
+after squ-cron (the disk is shared and drifts; the better rate counts, which
+is the harder bar). Goals: >= 0.5x the redirect's rate; agent RSS growth
+< 20 MB.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def run(ctx: Context) -> list[Row]:
     nbytes = ctx.pick(2**30, 2**28)
     size = f"{nbytes / 2**30:g} GiB"
     ctx.log(f"shell redirect: head -c {size} /dev/zero > file")
-    ref = redirect_rate(ctx.scratch("redirect"), nbytes)
+    before = redirect_rate(ctx.scratch("redirect"), nbytes)
     ctx.log(f"squ-cron: one job printing {size}")
     squ_rate: float | None
     growth: float | None
@@ -104,6 +106,10 @@ def run(ctx: Context) -> list[Row]:
     except BenchError as exc:
         squ_rate = growth = None
         note = str(exc)
+    ctx.log("shell redirect again (the disk is shared: the better of the two counts)")
+    after = redirect_rate(ctx.scratch("redirect"), nbytes)
+    ref = max(before, after)
+    note += f"; redirect before/after {before / MB:,.0f}/{after / MB:,.0f} MB/s"
     r = ratio(squ_rate, ref)
     return [
         Row(
