@@ -58,6 +58,7 @@ MIN_LOG_BYTES = 4 * 1024
 MAX_LOG_BYTES = 64 * 1024**3
 _MAX_COMMAND = 64 * 1024
 _MAX_TEXT = 4096
+_MAX_SHOWN = 120  # characters of a bad value echoed in an error
 _MAX_RETRIES = 100
 _MAX_GRACE_S = 3600.0
 _PARAM_TYPES = ("str", "int", "float", "bool", "choice")
@@ -146,7 +147,7 @@ def _prepare(data: Mapping[str, Any], where: str) -> dict[str, Any]:
                         f"{table}.{key}",
                         f"expected a string, got {_kind(value)} (quote it)",
                         where=where,
-                        value=value,
+                        value=_shown(value),
                     )
     return prepared
 
@@ -180,7 +181,7 @@ def _from_validation_error(text: str, data: Mapping[str, Any], where: str) -> In
     if (m := _MSG_ENUM.match(msg)) is not None:
         enum = _ENUM_FIELDS.get(re.sub(r"\[\d+\]", "", path))
         valid = f"; valid: {', '.join(e.value for e in enum)}" if enum else ""
-        return InvalidJob(path, f"invalid value{valid}", where=where, value=value)
+        return InvalidJob(path, f"invalid value{valid}", where=where, value=_shown(value))
     if (m := _MSG_EXPECTED.match(msg)) is not None:
         want = m.group("want").replace(" | null", "")
         got = m.group("got")
@@ -205,7 +206,9 @@ def _value_at(data: Any, path: str) -> Any:
 
 
 def _shown(value: Any) -> Any:
-    """Values worth echoing in an error: scalars yes, whole tables no."""
+    """Values worth echoing in an error: scalars yes (long text clipped), whole tables no."""
+    if isinstance(value, str) and len(value) > _MAX_SHOWN:
+        return value[:_MAX_SHOWN] + "…"
     return value if isinstance(value, str | int | float | bool) else None
 
 
@@ -224,7 +227,7 @@ def _check_job(job: Job, where: str) -> None:
     """Semantic checks that types alone cannot express; raise the first problem."""
 
     def bad(field: str, why: str, value: Any = None) -> InvalidJob:
-        return InvalidJob(field, why, where=where, value=value)
+        return InvalidJob(field, why, where=where, value=_shown(value))
 
     if not _NAME.match(job.name):
         raise bad(

@@ -436,3 +436,10 @@ def test_large_file_with_errors_is_located_in_linear_time() -> None:
         parse_jobs_toml(text, where="big.toml")
     assert info.value.problems[0].startswith("big.toml:3003 [job.bad]: cron: ")
     assert time.monotonic() - started < 20
+
+
+def test_long_bad_value_is_clipped_in_the_error() -> None:
+    """A huge bad value is echoed clipped, so one error cannot flood a log or a terminal."""
+    error = error_of(job(cron="9" * 10_000))
+    assert len(error.message) < 400
+    assert "…" in error.message
