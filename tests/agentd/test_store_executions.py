@@ -256,3 +256,40 @@ def test_limit_out_of_range_is_refused(store: Store) -> None:
     """A limit of zero is refused with the allowed range."""
     with pytest.raises(InvalidQuery, match="limit: must be between 1"):
         store.call_sync(executions.query_executions, limit=0)
+
+
+def test_unfinished_statuses_are_exactly_the_non_final_ones() -> None:
+    """UNFINISHED lists every status that is not final, and nothing else."""
+    assert set(executions.UNFINISHED) == {s for s in ExecutionStatus if not s.is_final}
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM executions WHERE job = 'b' AND {u} AND status = 'queued'",
+        "SELECT id FROM executions WHERE {u}",  # few rows: sorting them is fine
+        "SELECT id FROM executions WHERE status IN ('failed') AND id >= 'A' ORDER BY id DESC",
+        "SELECT id FROM executions WHERE job = 'b' ORDER BY id DESC LIMIT 50",
+        "SELECT id FROM executions WHERE seq > 5 ORDER BY seq LIMIT 500",
+    ],
+)
+def test_hot_queries_search_an_index(store: Store, sql: str) -> None:
+    """The daemon's and the history's hot queries search an index, never scan the table."""
+    text = sql.format(u=executions._UNFINISHED_SQL)
+    plan = store.call_sync(lambda db: str(db.execute(f"EXPLAIN QUERY PLAN {text}").fetchall()))
+    assert "SEARCH executions USING" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+def test_id_floor_bounds_ids_of_that_instant() -> None:
+    """Ids made at an instant sort at or above id_floor of it and below id_floor of the next ms."""
+    for ex in (manual(at=T0 + 0.5), scheduled(at=T0 + 0.5)):
+        assert executions.id_floor(T0 + 0.5) <= ex.id < executions.id_floor(T0 + 0.502)
+
+
+def test_since_uses_the_time_the_run_was_due(store: Store) -> None:
+    """A tick fired late (misfire) is found by the time it was due, not when it was recorded."""
+    late = scheduled(at=T0, created_at=T0 + 3 * 3600)
+    store.call_sync(executions.insert_execution, late)
+    assert store.call_sync(executions.query_executions, since=T0 + 3600) == []
+    assert [e.id for e in store.call_sync(executions.query_executions, since=T0)] == [late.id]
