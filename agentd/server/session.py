@@ -73,10 +73,13 @@ class Session:
         ticker = asyncio.create_task(self._tick_loop(), name=f"ws-ticker {self.peer}")
         logs = asyncio.create_task(self._follow_logs(), name=f"ws-logs {self.peer}")
         try:
+            now = time.time()
+            # Keeps the book bounded: expired challenges can only fail as expired anyway.
+            self.server.book.forget_expired(now)
             hello = new_server_hello(
                 agent=self.server.agent_name,
                 agent_version=self.server.agent_version,
-                now=time.time(),
+                now=now,
                 nonce=secrets.token_bytes(32),
                 ttl_s=self.config.limits.challenge_ttl_s,
             )

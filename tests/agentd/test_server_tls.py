@@ -1,0 +1,67 @@
+"""The agent's certificate (agentd/server/tls.py) and wss:// with a pinned fingerprint."""
+
+from __future__ import annotations
+
+import ssl
+import stat
+from pathlib import Path
+
+import pytest
+
+from agentd.server.tls import (
+    TlsError,
+    certificate_fingerprint,
+    der_fingerprint,
+    ensure_certificate,
+    is_loopback,
+    server_context,
+)
+from shared.enums import Role
+from shared.protocol import Empty
+from tests.agentd import server_support
+from tests.agentd.server_support import StartAgent
+
+start_agent = server_support.start_agent  # the fixture
+
+
+def test_certificate_is_made_private_and_kept(tmp_path: Path) -> None:
+    """init makes cert and key 0600 and returns the fingerprint; a second call keeps them."""
+    cert, key = tmp_path / "tls" / "agent.crt", tmp_path / "tls" / "agent.key"
+    first = ensure_certificate(cert, key, "db1")
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(cert.stat().st_mode) == 0o600
+    assert first.startswith("SHA256:") and first == certificate_fingerprint(cert.read_bytes())
+    assert ensure_certificate(cert, key, "db1") == first
+
+
+def test_half_a_pair_is_an_error(tmp_path: Path) -> None:
+    """A certificate without its key is never silently replaced."""
+    cert, key = tmp_path / "agent.crt", tmp_path / "agent.key"
+    ensure_certificate(cert, key, "db1")
+    key.unlink()
+    with pytest.raises(TlsError, match=r"agent\.key: is missing"):
+        ensure_certificate(cert, key, "db1")
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("db1", False)],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    """Only loopback addresses count as loopback."""
+    assert is_loopback(host) is loopback
+
+
+async def test_wss_login_with_pinned_fingerprint(start_agent: StartAgent, tmp_path: Path) -> None:
+    """Over wss:// the peer certificate's fingerprint equals the one init printed."""
+    cert, key = tmp_path / "agent.crt", tmp_path / "agent.key"
+    pinned = ensure_certificate(cert, key, "localhost")
+    client_ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    # Pinning replaces CA validation (a self-signed certificate, like SSH host keys).
+    client_ctx.check_hostname = False
+    client_ctx.verify_mode = ssl.CERT_NONE
+    agent = await start_agent(ssl_context=server_context(cert, key), ssl_client=client_ctx)
+    client = await agent.login(Role.VIEWER)
+    der = client.ws.transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    assert der_fingerprint(der) == pinned
+    assert (await client.call("agent.info", Empty())).name == "db1"
