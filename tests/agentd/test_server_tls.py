@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agentd.server.tls import (
+    InsecureListen,
     TlsError,
     certificate_fingerprint,
     der_fingerprint,
@@ -65,3 +66,26 @@ async def test_wss_login_with_pinned_fingerprint(start_agent: StartAgent, tmp_pa
     der = client.ws.transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
     assert der_fingerprint(der) == pinned
     assert (await client.call("agent.info", Empty())).name == "db1"
+
+
+def test_init_server_files_makes_cert_and_operators_template(tmp_path: Path) -> None:
+    """init makes the certificate and a commented authorized_operators (0600) that parses empty."""
+    from agentd.server.boot import OPERATORS_FILE, TLS_CERT, init_server_files
+    from shared.identity import parse_authorized_operators
+
+    fingerprint = init_server_files(tmp_path, "db1")
+    assert fingerprint == certificate_fingerprint((tmp_path / TLS_CERT).read_bytes())
+    operators = tmp_path / OPERATORS_FILE
+    assert stat.S_IMODE(operators.stat().st_mode) == 0o600
+    assert parse_authorized_operators(operators.read_text(), str(operators)) == []
+    assert init_server_files(tmp_path, "db1") == fingerprint
+
+
+async def test_start_server_without_certificate_off_loopback_fails(tmp_path: Path) -> None:
+    """start_server refuses to listen off loopback when the agent has no certificate."""
+    from agentd.server.boot import start_server
+
+    with pytest.raises(InsecureListen, match="squ-agentd init"):
+        await start_server(
+            None, data_dir=tmp_path, agent_name="db1", agent_version="0.1", host="0.0.0.0", port=0
+        )
