@@ -36,6 +36,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("log_capture", "log capture of 1 GiB: rate and agent RSS growth", 120, 60),
     Benchmark("sync", "history sync agent -> console on loopback", 90, 45),
     Benchmark("rtt", "request round trip vs raw websockets echo", 45, 30),
+    Benchmark("components", "the supervisor and the store alone (info rows)", 150, 75),
     Benchmark("console_ui", "console: first paint over 1M rows, input latency", 90, 60),
     Benchmark("fleet", "1,000 agents on one console: memory per link, fan-out", 120, 60),
 )
