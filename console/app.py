@@ -24,11 +24,12 @@ from rich.text import Text
 from textual import work
 from textual.app import App
 from textual.binding import BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from console.bindings import bindings
 from console.cmdline import Command, parse_command
-from console.fleet.mirror import Mirror
+from console.fleet.mirror import Mirror, StoredRun
 from console.fleet.source import (
     AgentState,
     AgentStateChanged,
@@ -41,6 +42,7 @@ from console.fleet.source import (
 from console.screens.trigger import TriggerRequest
 from console.theme import SQU_DARK, SQU_LIGHT, THEMES, TuiConfig
 from shared.errors import SquError
+from shared.textsafe import inert
 
 __all__ = ["SquApp", "run_tui"]
 
@@ -150,7 +152,11 @@ class SquApp(App[None]):
 
         for stack in self._screen_stacks.values():
             for screen in stack:
-                if isinstance(screen, LogScreen) and screen.exec_id == message.exec_id:
+                if (
+                    isinstance(screen, LogScreen)
+                    and screen.exec_id == message.exec_id
+                    and screen.agent == message.agent
+                ):
                     screen.receive_chunk(message)
 
     def _redraw_if_dirty(self) -> None:
@@ -167,6 +173,20 @@ class SquApp(App[None]):
             if isinstance(screen, SquScreen):
                 screen.refresh_data()
                 break
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Toasts carry agent text (error messages, names): always inert, never markup."""
+        super().notify(
+            inert(message), title=inert(title), severity=severity, timeout=timeout, markup=False
+        )
 
     # -- actions on agents: in a worker, with a timeout, ending in a toast ---------
 
@@ -260,7 +280,7 @@ class SquApp(App[None]):
         elif command.name == "new":
             self.push_screen(JobEditorScreen(None))
         elif command.name == "logs":
-            run = self._find_run(command.argument)
+            run = self._find_run(command.argument, command.agent)
             self.push_screen(LogScreen(run.agent, run.execution.id))
         elif command.name == "theme":
             if command.argument not in THEMES:
@@ -272,12 +292,23 @@ class SquApp(App[None]):
             known = ", ".join(sorted(self._agents)) or "none"
             raise SquError(f"no agent named {name!r} (known: {known})")
 
-    def _find_run(self, text: str) -> Any:
-        found = self.mirror.find_runs(text.upper(), limit=2)
+    def _find_run(self, text: str, agent: str) -> StoredRun:
+        """The one run whose id is or starts with ``text`` (on ``agent`` if given)."""
+        found = [
+            r
+            for r in self.mirror.find_runs(text.upper(), limit=20)
+            if r.agent == agent or not agent
+        ]
+        exact = [r for r in found if r.execution.id == text.upper()]
+        found = exact or found
         if not found:
             raise SquError(f"no execution {text!r} in the mirror")
-        if len(found) > 1 and found[0].execution.id != text.upper():
+        if len({r.execution.id for r in found}) > 1:
             raise SquError(f"{text!r} matches several executions: type more of the id")
+        if len(found) > 1:
+            # Scheduled ids derive from (job, tick): the same job on two agents shares one.
+            agents = ", ".join(sorted(r.agent for r in found))
+            raise SquError(f"{text!r} ran on {agents}: add @AGENT to choose")
         return found[0]
 
 

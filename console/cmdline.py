@@ -7,7 +7,8 @@ which the app shows as a toast. Supported:
 * ``:servers`` / ``:jobs [@agent]`` / ``:runs [job=..] [agent=..|@agent]
   [status=a,b] [trigger=..] [since=24h] [until=1h]``
 * ``:job NAME`` (detail), ``:edit NAME``, ``:new`` (editor), ``:logs EXEC``
-  (an execution id or its unique prefix/suffix), ``:theme NAME``, ``:q``
+  (an execution id or its unique prefix; ``@agent`` when several agents ran
+  it), ``:theme NAME``, ``:q``
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, SelectionList, Static, Switch, TextArea
 
@@ -80,6 +81,8 @@ FIELDS: tuple[Field, ...] = (
     Field("labels", "list", "key=value, comma separated"),
     Field("idempotent", "switch"),
 )
+
+VALIDATE_DELAY_S = 0.15
 
 _FIELD_BY_NAME = {f.name: f for f in FIELDS}
 _DEFAULT = Job(name="x")
@@ -200,6 +203,7 @@ class JobEditorScreen(SquScreen):
         self.error: InvalidJob | None = None
         self.records: dict[str, JobRecord] = {}
         self.read_only_source = ""
+        self._pending: Timer | None = None
 
     def breadcrumbs(self) -> list[str]:
         return ["jobs", self.job_name or "new", "edit"]
@@ -301,14 +305,18 @@ class JobEditorScreen(SquScreen):
             if wid:
                 self.query_one(f"#{wid}").add_class("-invalid")
             self.query_one("#editor-error", Static).update(
-                Text(f"{exc.field}: {exc.why}", style="bold red")
+                Text(f"{exc.field}: {exc.why}", style="bold red"), layout=False
             )
         except SquError as exc:
             self.job, self.error = None, InvalidJob("job", exc.message)
-            self.query_one("#editor-error", Static).update(Text(exc.message, style="bold red"))
+            self.query_one("#editor-error", Static).update(
+                Text(exc.message, style="bold red"), layout=False
+            )
         else:
             self.job, self.error = job, None
-            self.query_one("#editor-error", Static).update(Text("valid", style="green"))
+            self.query_one("#editor-error", Static).update(
+                Text("valid", style="green"), layout=False
+            )
         self._show_cron_preview(mapping)
         return self.job
 
@@ -316,28 +324,40 @@ class JobEditorScreen(SquScreen):
         expr = mapping.get("cron")
         hint = self.query_one("#cron-preview", Static)
         if not isinstance(expr, str):
-            hint.update(Text("manual only" if not mapping.get("at") else "", style="dim"))
+            hint.update(
+                Text("manual only" if not mapping.get("at") else "", style="dim"), layout=False
+            )
             return
         zone = mapping.get("timezone") if isinstance(mapping.get("timezone"), str) else None
         shown = preview(Job(name="x", cron=expr, timezone=zone), now=self.squ.now(), n=3)
         if shown.error:
-            hint.update(Text(shown.error, style="red"))
+            hint.update(Text(shown.error, style="red"), layout=False)
             return
         times = ", ".join(f"{t:%a %m-%d %H:%M}" for t in shown.times)
         utc = shown.times[0].astimezone(UTC).strftime("%H:%M UTC") if shown.times else ""
-        hint.update(Text(f"{shown.words} · next {times} {shown.zone.key} ({utc})", style="dim"))
+        hint.update(
+            Text(f"{shown.words} · next {times} {shown.zone.key} ({utc})", style="dim"),
+            layout=False,
+        )
+
+    # Typing fires a change per key; validation waits for a short pause so a
+    # burst of keys (or the form filling itself at mount) costs one check.
+    def _changed(self) -> None:
+        if self._pending is not None:
+            self._pending.stop()
+        self._pending = self.set_timer(VALIDATE_DELAY_S, self.validate)
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.validate()
+        self._changed()
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
-        self.validate()
+        self._changed()
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        self.validate()
+        self._changed()
 
     def on_switch_changed(self, event: Switch.Changed) -> None:
-        self.validate()
+        self._changed()
 
     # -- saving -------------------------------------------------------------------------
 

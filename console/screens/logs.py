@@ -95,7 +95,7 @@ class LogScreen(SquScreen):
         view = self.log_view
         text.append(f"  [{view.stream}{' wrap' if view.wrap else ''}")
         text.append(" follow]" if view.follow else "]")
-        self.query_one("#log-info", Static).update(text)
+        self.query_one("#log-info", Static).update(text, layout=False)
 
     def _show_badge(self) -> None:
         badge = self.query_one("#log-badge", Static)

@@ -87,10 +87,13 @@ class RunsScreen(SquScreen):
         text.append(f"{self.run_list.total:,} runs", style="bold")
         described = describe_filters(flt)
         text.append(f"  {described}" if described else "  all")
-        self.query_one("#runs-filter", Static).update(text)
+        self.query_one("#runs-filter", Static).update(text, layout=False)
 
     def apply_filters(self, filters: RunFilter) -> None:
         """Show ``filters`` (from ``:runs``); a bad regex is a toast, the view unchanged."""
+        if not self.query(RunList):  # not composed yet (first visit): start with them
+            self.initial = filters
+            return
         try:
             self.run_list.set_filters(filters)
         except SquError as exc:

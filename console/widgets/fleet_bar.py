@@ -35,7 +35,7 @@ class FleetBar(Static):
         room = width - right.cell_len - 1
         if room < 8:  # too narrow: crumbs win, the summary goes
             left.truncate(width, overflow="ellipsis")
-            self.update(left)
+            self.update(left, layout=False)
             return
         left.truncate(room, overflow="ellipsis", pad=True)
-        self.update(Text.assemble(left, " ", right))
+        self.update(Text.assemble(left, " ", right), layout=False)
