@@ -37,18 +37,24 @@ from agentd.executor import Executor, exit_code_of
 from agentd.scheduler import Scheduler, is_reboot
 from agentd.store import Store
 from agentd.store import executions as ex_sql
-from agentd.supervisor import SupervisorClient
+from agentd.supervisor import SupervisorClient, SupervisorUnavailable
 from shared.enums import ExecutionStatus as S
 from shared.enums import Trigger
-from shared.errors import UnknownJob
+from shared.errors import SquError, UnknownJob
 from shared.models import Execution, JobRecord
 
-__all__ = ["Agent", "db_path", "execution_dict", "history_filters", "job_dict"]
+__all__ = ["Agent", "AgentFailed", "db_path", "execution_dict", "history_filters", "job_dict"]
 
 log = logging.getLogger("agentd")
 
 STOP_GRACE_S = 5.0
 UPKEEP_EVERY_S = 60.0
+
+
+class AgentFailed(SquError):
+    """The agent stopped because something it depends on went away; restart it."""
+
+    code = "agent_failed"
 
 
 class Agent:
@@ -64,6 +70,7 @@ class Agent:
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._stopping = False
+        self.failure: SquError | None = None
         self.store: Any = None
         self.supervisor: SupervisorClient | None = None
         self.executor: Executor | None = None
@@ -85,6 +92,8 @@ class Agent:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self._close()
+        if self.failure is not None:
+            raise self.failure
 
     def stop(self) -> None:
         """Ask the agent to stop; safe to call more than once."""
@@ -139,7 +148,7 @@ class Agent:
         scheduler, executor = self._scheduler(), self._executor()
         async with asyncio.TaskGroup() as tg:
             ticking = tg.create_task(scheduler.run(), name="scheduler")
-            exits = tg.create_task(executor.consume_exits(), name="exits")
+            exits = tg.create_task(self._consume_exits(), name="exits")
             upkeep = tg.create_task(self._upkeep(), name="upkeep")
             reloads = tg.create_task(self._reload_on_signal(), name="reload")
             log.info("agent ready: %d job(s)", len(self.jobs))
@@ -169,6 +178,16 @@ class Agent:
         return self.executor
 
     # -- loops ---------------------------------------------------------------------
+
+    async def _consume_exits(self) -> None:
+        try:
+            await self._executor().consume_exits()
+        except SupervisorUnavailable as exc:
+            # Crash-only recovery: the service manager restarts us and the start-up
+            # reconciliation settles every execution from the evidence on disk.
+            log.error("lost the supervisor (%s); stopping so that a restart reconciles", exc)
+            self.failure = AgentFailed(f"lost the supervisor: {exc.message}")
+            self.stop()
 
     async def _reload_on_signal(self) -> None:
         while True:
@@ -240,6 +259,7 @@ class Agent:
             "jobs": len(self.jobs),
             "active_executions": running,
             "containment": str(getattr(self.supervisor, "containment", "")),
+            "supervisor_pid": getattr(self.supervisor, "supervisor_pid", 0),
             "job_errors": self.job_errors,
             "refusing_new_work": executor.refusing_reason,
         }

@@ -26,12 +26,27 @@ def missing_modules() -> list[str]:
     return [name for name in REQUIRED if importlib.util.find_spec(name) is None]
 
 
-@pytest.fixture
-def agent(tmp_path: Path) -> Iterator[AgentProc]:
-    """A stopped agent with an empty jobs.d; every process it leaves is killed afterwards."""
+def _skip_if_missing() -> None:
     missing = missing_modules()
     if missing:
         pytest.skip(f"the daemon needs modules not landed yet: {', '.join(missing)}")
+
+
+@pytest.fixture(scope="module")
+def shared_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProc]:
+    """One running agent for a module's read-mostly tests (each test uses its own jobs)."""
+    _skip_if_missing()
+    proc = AgentProc(tmp_path_factory.mktemp("shared") / "data")
+    try:
+        yield proc
+    finally:
+        proc.cleanup()
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[AgentProc]:
+    """A stopped agent with an empty jobs.d; every process it leaves is killed afterwards."""
+    _skip_if_missing()
     proc = AgentProc(tmp_path / "data")
     try:
         yield proc

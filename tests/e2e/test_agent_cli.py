@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from shared.enums import ExecutionStatus as S
 from tests.e2e.agentkit import AgentProc, wait_for
 
@@ -20,37 +22,39 @@ command = "exit 5"
 """
 
 
-def test_run_wait_mirrors_exit_code(agent: AgentProc) -> None:
+@pytest.fixture(scope="module")
+def cli_agent(shared_agent: AgentProc) -> AgentProc:
+    """A running agent holding JOBS, shared by the tests that only add executions."""
+    shared_agent.write_jobs("jobs.toml", JOBS)
+    return shared_agent.start()
+
+
+def test_run_wait_mirrors_exit_code(cli_agent: AgentProc) -> None:
     """`run --wait` exits with the job's own exit code."""
-    agent.write_jobs("jobs.toml", JOBS)
-    agent.start()
-    done = agent.cli("run", "exit5", "--wait")
+    done = cli_agent.cli("run", "exit5", "--wait")
     assert done.returncode == 5, done.stderr
-    ok = agent.cli("run", "hello", "--wait")
+    ok = cli_agent.cli("run", "hello", "--wait")
     assert ok.returncode == 0, ok.stderr
 
 
-def test_run_unknown_job_is_a_clear_error(agent: AgentProc) -> None:
+def test_run_unknown_job_is_a_clear_error(cli_agent: AgentProc) -> None:
     """`run` of a job that does not exist says so in one line, exit code 2."""
-    agent.start()
-    done = agent.cli("run", "nope")
+    done = cli_agent.cli("run", "nope")
     assert done.returncode == 2
     assert "no job named 'nope'" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_history_json_and_logs(agent: AgentProc) -> None:
+def test_history_json_and_logs(cli_agent: AgentProc) -> None:
     """history --json lists the run with its parameters; logs prints each stream."""
-    agent.write_jobs("jobs.toml", JOBS)
-    agent.start()
-    assert agent.cli("run", "hello", "-p", "who=Ada", "--wait").returncode == 0
-    hist = agent.cli("history", "--job", "hello", "--json")
+    assert cli_agent.cli("run", "hello", "-p", "who=Ada", "--wait").returncode == 0
+    hist = cli_agent.cli("history", "--job", "hello", "--limit", "1", "--json")
     assert hist.returncode == 0, hist.stderr
     (row,) = json.loads(hist.stdout)
     assert row["status"] == "success" and row["params"] == {"who": "Ada"}
-    out = agent.cli("logs", row["id"], "--stream", "stdout")
+    out = cli_agent.cli("logs", row["id"], "--stream", "stdout")
     assert out.stdout == "hello Ada\n", out.stderr
-    err = agent.cli("logs", row["id"], "--stream", "stderr")
+    err = cli_agent.cli("logs", row["id"], "--stream", "stderr")
     assert err.stdout == "oops\n"
 
 
@@ -64,17 +68,16 @@ def test_history_works_without_the_agent(agent: AgentProc) -> None:
     assert [r["job"] for r in json.loads(hist.stdout)] == ["exit5"]
 
 
-def test_jobs_and_status(agent: AgentProc) -> None:
+def test_jobs_and_status(cli_agent: AgentProc) -> None:
     """jobs --json shows each job with its source file; status shows the agent's pid."""
-    path = agent.write_jobs("jobs.toml", JOBS)
-    agent.start()
-    jobs = json.loads(agent.cli("jobs", "--json").stdout)
+    path = cli_agent.jobs_dir / "jobs.toml"
+    jobs = json.loads(cli_agent.cli("jobs", "--json").stdout)
     assert {j["name"]: j["source"] for j in jobs} == {
         "hello": f"file:{path}",
         "exit5": f"file:{path}",
     }
-    status = json.loads(agent.cli("status", "--json").stdout)
-    assert status["pid"] == agent.proc.pid
+    status = json.loads(cli_agent.cli("status", "--json").stdout)
+    assert status["pid"] == cli_agent.proc.pid
     assert status["jobs"] == 2
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import psutil
 
 from shared.enums import ExecutionStatus as S
@@ -117,3 +120,13 @@ def test_concurrency_replace_cancels_the_running_one(agent: AgentProc) -> None:
     assert [(r.id, r.status) for r in rows] == [(first["id"], S.CANCELLED)]
     agent.request("cancel", {"execution": second["id"]})
     wait_for(lambda: _final(agent, "r", 2), what="the second run to be cancelled")
+
+
+def test_agent_exits_with_one_line_when_the_supervisor_dies(agent: AgentProc) -> None:
+    """kill -9 of the supervisor: the agent stops with exit 2 and says why, no traceback."""
+    status = agent.start().wait_ready()
+    os.kill(status["supervisor_pid"], signal.SIGKILL)
+    assert agent.proc is not None
+    assert agent.proc.wait(timeout=20) == 2
+    assert "lost the supervisor" in agent.stderr()
+    assert "Traceback" not in agent.stderr()
