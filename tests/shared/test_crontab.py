@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.crontab import Problem, _split_percent, import_crontab
 from shared.enums import Concurrency, Misfire
@@ -237,3 +239,15 @@ def test_control_characters_in_a_line_keep_the_file_valid() -> None:
     """A crontab line with control characters still gives a TOML file that parses."""
     result = import_crontab("@daily echo '\x1b[31mred'\x7f\n", system=False)
     assert parse_jobs_toml(result.to_toml(), where="x.toml") == result.jobs
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(list("* /-,0123456789@%\\'\"=#\nabcAZ_\t")), max_size=200),
+    st.booleans(),
+)
+def test_any_crontab_text_converts_without_raising(text: str, system: bool) -> None:
+    """import_crontab never raises: every line becomes a job, a problem, or is skipped."""
+    result = import_crontab(text, system=system)
+    assert len({j.name for j in result.jobs}) == len(result.jobs)
+    assert all(1 <= p.lineno <= text.count("\n") + 1 for p in result.problems)

@@ -396,7 +396,7 @@ def test_job_to_toml_writes_only_changed_fields() -> None:
     assert text == '[job.a]\ncommand = "true"\n'
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(min_size=1).filter(lambda s: "\0" not in s and s.strip()))
 def test_any_command_text_round_trips(command: str) -> None:
     """Any command text survives writing and reading TOML unchanged."""
@@ -443,3 +443,40 @@ def test_long_bad_value_is_clipped_in_the_error() -> None:
     error = error_of(job(cron="9" * 10_000))
     assert len(error.message) < 400
     assert "…" in error.message
+
+
+# --------------------------------------------------------------------------- hostile input
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20))
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_CRON_WORDS = ["*", "*/0", "0", "61", "5-1", "jan", "mon", "?", "L", "#", "9" * 20, "\x00", "@x"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from([*Job.__struct_fields__, "bogus"]), _VALUES, max_size=6),
+    st.lists(st.sampled_from(_CRON_WORDS), max_size=7).map(" ".join),
+)
+def test_any_data_gives_a_job_or_invalid_job(data: dict[str, Any], cron: str) -> None:
+    """Whatever arrives, parse_job returns a Job or raises InvalidJob: never a traceback."""
+    data = {"name": "a", "command": "x", "cron": cron} | data
+    try:
+        assert isinstance(parse_job(data, where=WHERE), Job)
+    except InvalidJob as exc:
+        assert exc.message.startswith(WHERE)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_gives_jobs_or_invalid_job_file(text: str) -> None:
+    """Whatever a file holds, parse_jobs_toml returns jobs or raises InvalidJobFile."""
+    try:
+        assert isinstance(parse_jobs_toml(text, where="f.toml"), list)
+    except InvalidJobFile as exc:
+        assert all(p.startswith("f.toml") for p in exc.problems)
