@@ -282,7 +282,9 @@ class Session:
                 return
             try:
                 # A peer that does not read lets the send buffer fill: give up after a while.
-                await asyncio.wait_for(self.ws.send(item), self.config.send_timeout_s)
+                # (asyncio.timeout, not wait_for: no extra task per frame.)
+                async with asyncio.timeout(self.config.send_timeout_s):
+                    await self.ws.send(item)
             except TimeoutError:
                 log.warning("closing %s (%s): not reading", self.peer, self._who())
                 self.ws.transport.abort()

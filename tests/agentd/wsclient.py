@@ -103,7 +103,8 @@ class Client:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.replies[rid] = future
         await self._flush()
-        return await asyncio.wait_for(future, 20)
+        async with asyncio.timeout(20):
+            return await future
 
     async def next_event(self, topic: str) -> Any:
         """The next pushed payload on ``topic`` (other topics are skipped); 10 s at most."""
