@@ -43,6 +43,7 @@ T = TypeVar("T")
 # must survive a power cut, or a rebooted agent could fire the same tick again.
 Synchronous = Literal["FULL", "NORMAL"]
 BUSY_TIMEOUT_S = 5.0
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 class Store:
@@ -170,6 +171,8 @@ def _connect(path: Path, synchronous: Synchronous) -> sqlite_utils.Database:
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA trusted_schema=OFF")
+        # After a burst the WAL file is truncated back to this at checkpoints, not kept big.
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         db = sqlite_utils.Database(conn, execute_plugins=False)
         migrate(db, path)
         check_restored(db)
