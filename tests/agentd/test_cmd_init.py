@@ -26,10 +26,12 @@ def test_init_prints_what_it_created(tmp_path: Path) -> None:
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    for rel in ("", "agentd.toml", "jobs.d", "runs", "logs", "agentd.db"):
+    for rel in ("", "agentd.toml", "jobs.d", "runs", "logs", "agentd.db", "tls/agent.crt",
+                "tls/agent.key", "authorized_operators"):  # fmt: skip
         path = data / rel if rel else data
         assert f"created  {path}\n" in out.stdout
         assert path.exists()
+    assert "certificate fingerprint: SHA256:" in out.stdout
     assert f"squ-agentd serve --data-dir {data}" in out.stdout
 
 
@@ -42,6 +44,7 @@ def test_second_init_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["init", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     assert "created" not in out
+    assert f"exists   {data / 'tls' / 'agent.crt'}" in out
     assert f"exists   {data / 'agentd.toml'}" in out
     assert "nothing changed" in out
     assert (data / "agentd.toml").read_text() == '[agent]\nname = "kept"\n'
