@@ -117,6 +117,8 @@ class CallContext:
     topics: dict[str, set[str]] = field(default_factory=dict)
     # execution id -> (offset, skip) of the next log byte to push (log followers advance it)
     log_offsets: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # called after a logs subscription is added, so an idle session's follower can sleep
+    logs_subscribed: Callable[[], None] = lambda: None
 
 
 Handler = Callable[[AgentOps, Any, CallContext], Awaitable[Any]]
@@ -234,6 +236,9 @@ async def subscribe(ops: AgentOps, params: Subscribe, ctx: CallContext) -> Empty
         # Fail now (unknown_execution) rather than push nothing forever.
         await ops.get_execution(params.execution_id or "")
         ctx.log_offsets[params.execution_id or ""] = (params.offset, 0)
+        ctx.topics.setdefault("logs", set()).add(params.execution_id or "")
+        ctx.logs_subscribed()
+        return Empty()
     ctx.topics.setdefault(params.topic, set()).add(params.execution_id or "")
     return Empty()
 

@@ -64,6 +64,7 @@ class Session:
         self._out: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.config.max_queued_frames)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._logs_wanted = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -139,7 +140,12 @@ class Session:
             self.conn.refuse(exc)
             return
         log.info("%s logged in from %s as %s (%s)", op.name, self.peer, op.role, hello.client)
-        self.ctx = CallContext(operator=op.name, role=op.role, limits=self.config.limits)
+        self.ctx = CallContext(
+            operator=op.name,
+            role=op.role,
+            limits=self.config.limits,
+            logs_subscribed=self._logs_wanted.set,
+        )
         self.server.sessions.add(self)
         self.conn.accept(op.name, op.role)
 
@@ -162,6 +168,8 @@ class Session:
                 )
             )
         else:
+            if self.conn.state is not State.OPEN:
+                return  # the peer left while the handler ran; the work itself is done
             try:
                 self.conn.send_result(request.id, result)
             except OversizedMessage as exc:
@@ -201,9 +209,12 @@ class Session:
     async def _follow_logs(self) -> None:
         """Push new log bytes of each execution this client follows, until it completes."""
         while True:
-            await asyncio.sleep(self.config.log_poll_s)
-            if self.ctx is None:
+            if self.ctx is None or not self.ctx.topics.get("logs"):
+                # Idle sessions cost no wake-ups: sleep until a logs subscription arrives.
+                self._logs_wanted.clear()
+                await self._logs_wanted.wait()
                 continue
+            await asyncio.sleep(self.config.log_poll_s)
             for exec_id in list(self.ctx.topics.get("logs", ())):
                 await self._push_log(exec_id)
 
@@ -293,8 +304,9 @@ class Session:
                 return
 
     async def _tick_loop(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
+        # The server's only timer is the hello timeout: stop ticking once logged in.
+        while self.conn.state not in (State.OPEN, State.CLOSED):
+            await asyncio.sleep(min(1.0, self.config.limits.hello_timeout_s / 4))
             self.conn.tick(time.time())
             self._process()
             if self._closing:
