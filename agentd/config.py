@@ -80,7 +80,7 @@ class AgentConfig:
     listen_host: str = "127.0.0.1"
     listen_port: int = 7421
     jobs_dir: Path | None = None  # None: DIR/jobs.d (always a Path after construction)
-    kill_grace_s: float = 10.0  # SIGTERM -> SIGKILL, for jobs that do not set their own
+    kill_grace_s: float = 10.0  # SIGTERM -> SIGKILL; agent-wide default (jobs carry their own)
     log_max_age_days: int = 30
     log_max_total_mb: int = 1024
     history_days: int = 90
