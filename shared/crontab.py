@@ -260,18 +260,25 @@ def _split_percent(text: str) -> tuple[str, str | None]:
     stdin part every ``%`` becomes a newline, ``\\%`` a ``%``, and a backslash
     before anything else stays.
     """
+    # Mirrors cron's do_command.c: a backslash escapes the next character and only an
+    # escaped % loses its backslash, so a doubled backslash before % keeps both and the
+    # % still starts stdin.
     command: list[str] = []
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char == "\\" and text[index + 1 : index + 2] == "%":
-            command.append("%")
-            index += 2
-            continue
-        if char == "%":
+    escaped = False
+    for index, char in enumerate(text):
+        if escaped:
+            if char == "%":
+                command[-1] = "%"
+            else:
+                command.append(char)
+            escaped = False
+        elif char == "\\":
+            command.append(char)
+            escaped = True
+        elif char == "%":
             return "".join(command), _stdin_text(text[index + 1 :])
-        command.append(char)
-        index += 1
+        else:
+            command.append(char)
     return "".join(command), None
 
 

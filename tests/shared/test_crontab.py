@@ -169,6 +169,8 @@ def test_user_format_read_as_system_reports_every_line() -> None:
         ("cat%a\\nb", "cat", "a\\nb"),
         ("cat%ends\\", "cat", "ends\\"),
         ("cat%", "cat", ""),
+        ("echo a\\\\%b", "echo a\\\\", "b"),
+        ("echo \\\\\\%x", "echo \\\\%x", None),
     ],
 )
 def test_percent_splits_like_cron(text: str, command: str, stdin: str | None) -> None:
