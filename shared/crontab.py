@@ -14,7 +14,8 @@ cronie):
 * five time fields or an ``@`` macro (``@reboot``, ``@daily``, ...);
 * ``%`` in a command: the text after the first unescaped ``%`` is fed to the
   command's standard input with every further ``%`` as a newline, and ``\\%``
-  is a literal ``%`` (crontab(5)). Jobs run with stdin at /dev/null, so the
+  is a literal ``%`` (crontab(5)); cron ends the text with a newline if it
+  does not end with one. Jobs run with stdin at /dev/null, so the
   converted command pipes that exact text in: ``printf '%s' '<text>' | {
   <command>; }`` (see ``docs/jobs.md``).
 
@@ -283,9 +284,15 @@ def _split_percent(text: str) -> tuple[str, str | None]:
 
 
 def _stdin_text(text: str) -> str:
-    # Mirrors cron's do_command.c loop, including its handling of repeated backslashes.
+    """The bytes cron writes to the command's stdin for the text after the first ``%``.
+
+    Mirrors (ISC/Vixie) cron's do_command.c: ``%`` -> newline, ``\\%`` -> ``%``,
+    ``\\x`` stays ``\\x``; and "if some characters were written and the last one
+    wasn't a newline, write a newline".
+    """
     out: list[str] = []
     escaped = False
+    need_newline = False
     for char in text:
         if escaped:
             if char != "%":
@@ -295,8 +302,11 @@ def _stdin_text(text: str) -> str:
         escaped = char == "\\"
         if not escaped:
             out.append(char)
+            need_newline = char != "\n"
     if escaped:
         out.append("\\")
+    if need_newline:
+        out.append("\n")
     return "".join(out)
 
 

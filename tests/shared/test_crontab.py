@@ -163,18 +163,21 @@ def test_user_format_read_as_system_reports_every_line() -> None:
     [
         ("cmd", "cmd", None),
         ("date +\\%Y-\\%m-\\%d", "date +%Y-%m-%d", None),
-        ("mail x%a%b", "mail x", "a\nb"),
+        ("mail x%a%b", "mail x", "a\nb\n"),
         ("mail x%a%%", "mail x", "a\n\n"),
-        ("cat%50\\% off", "cat", "50% off"),
-        ("cat%a\\nb", "cat", "a\\nb"),
-        ("cat%ends\\", "cat", "ends\\"),
+        ("cat%50\\% off", "cat", "50% off\n"),
+        ("cat%a\\nb", "cat", "a\\nb\n"),
+        ("cat%ends\\", "cat", "ends\\\n"),
         ("cat%", "cat", ""),
-        ("echo a\\\\%b", "echo a\\\\", "b"),
+        ("echo a\\\\%b", "echo a\\\\", "b\n"),
         ("echo \\\\\\%x", "echo \\\\%x", None),
     ],
 )
 def test_percent_splits_like_cron(text: str, command: str, stdin: str | None) -> None:
-    """crontab(5): first unescaped % starts stdin, later % are newlines, \\% is a %."""
+    """crontab(5): first unescaped % starts stdin, later % are newlines, \\% is a %.
+
+    Cases follow cron's do_command.c, including its final newline.
+    """
     assert _split_percent(text) == (command, stdin)
 
 
@@ -190,7 +193,7 @@ def test_stdin_with_quotes_survives_the_shell() -> None:
     """Quotes and $ in stdin text reach the program unchanged."""
     job = import_crontab('@daily cat%it\'s $HOME `x` "q"\n', system=False).jobs[0]
     out = subprocess.run(["/bin/sh", "-c", job.command], capture_output=True, timeout=10)
-    assert out.stdout == b'it\'s $HOME `x` "q"'
+    assert out.stdout == b'it\'s $HOME `x` "q"\n'
 
 
 def test_conversion_notes_explain_each_job(user_import) -> None:
