@@ -10,7 +10,8 @@ cronie):
   (quotes around the value are removed), with special meaning for
   ``CRON_TZ`` (the job's timezone), ``SHELL`` (the job's interpreter) and
   ``MAILTO``/``MAILFROM`` (kept as labels ``mailto``/``mailfrom`` for
-  alerting); env names a job may not set (``shared.envrules``) are reported;
+  alerting), and ``HOME`` (also the job's working directory, as cron runs
+  commands in ``$HOME``); env names a job may not set (``shared.envrules``) are reported;
 * five time fields or an ``@`` macro (``@reboot``, ``@daily``, ...);
 * ``%`` in a command: the text after the first unescaped ``%`` is fed to the
   command's standard input with every further ``%`` as a newline, and ``\\%``
@@ -243,6 +244,10 @@ def _entry(
         data["interpreter"] = state.shell
     if state.env:
         data["env"] = dict(state.env)
+        home = state.env.get("HOME", "")
+        if home.startswith("/"):
+            # cron runs the command in $HOME as the crontab sets it (do_command.c: chdir).
+            data["working_dir"] = home
     if state.labels:
         data["labels"] = dict(state.labels)
     if user is not None:

@@ -256,3 +256,10 @@ def test_any_crontab_text_converts_without_raising(text: str, system: bool) -> N
     result = import_crontab(text, system=system)
     assert len({j.name for j in result.jobs}) == len(result.jobs)
     assert all(1 <= p.lineno <= text.count("\n") + 1 for p in result.problems)
+
+
+def test_home_set_in_the_crontab_is_the_working_dir() -> None:
+    """cron runs a command in $HOME, so HOME set by the crontab becomes the working dir too."""
+    result = import_crontab("@daily ./a.sh\nHOME=/srv/app\n@daily ./b.sh\n", system=False)
+    assert [j.working_dir for j in result.jobs] == [None, "/srv/app"]
+    assert result.jobs[1].env == {"HOME": "/srv/app"}
