@@ -159,6 +159,9 @@ def _connect(path: Path, synchronous: Synchronous) -> sqlite_utils.Database:
         if not path.exists():
             # The database holds commands and environments: root-only from its first byte.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        elif path.is_file() and path.stat().st_mode & 0o077:
+            # A file copied in or restored with loose permissions is tightened, not trusted.
+            os.chmod(path, 0o600)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
     except OSError as exc:
         raise StoreUnreadable(path, exc.strerror or str(exc)) from exc

@@ -209,3 +209,12 @@ def test_missing_high_water_file_keeps_epoch(tmp_path: Path) -> None:
     second = Store.open_sync(path)
     second.close_sync()
     assert second.epoch == first.epoch
+
+
+def test_loose_permissions_are_tightened_on_open(tmp_path: Path) -> None:
+    """A database file readable by others (e.g. restored) is made owner-only at open."""
+    path = tmp_path / "agent.db"
+    Store.open_sync(path).close_sync()
+    path.chmod(0o644)
+    Store.open_sync(path).close_sync()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
