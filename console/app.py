@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import BindingType
 from textual.notifications import SeverityLevel
@@ -133,6 +133,10 @@ class SquApp(App[None]):
         text.append(f"failing {failing}", style="bold red" if failing else "")
         text.append(f" · {clock}")
         return text
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if not self.config.cursor_blink and hasattr(event.widget, "cursor_blink"):
+            event.widget.cursor_blink = False
 
     # -- messages from the fleet: mark dirty, redraw on the timer ----------------
 

@@ -70,6 +70,7 @@ class TuiConfig:
     tz: tzinfo | None = None  # None: the console machine's local zone
     refresh_s: float = 0.2  # CONSOLE.md: coalesce bursts, redraw every 100-250 ms
     action_timeout_s: float = 15.0  # an action on an agent never hangs the UI longer
+    cursor_blink: bool = True  # off for snapshots, and for operators who prefer it
 
 
 def load_tui_config(path: Path) -> TuiConfig:
@@ -92,4 +93,9 @@ def load_tui_config(path: Path) -> TuiConfig:
     keys = data.get("keys", {})
     if not isinstance(keys, dict):
         raise BadKeymap(str(path), "[keys] must be a table")
-    return TuiConfig(theme=theme, keymap=check_keymap(keys, where=str(path)), tz=tz)
+    blink = data.get("cursor_blink", True)
+    if not isinstance(blink, bool):
+        raise TuiConfigError(f"{path}: cursor_blink must be true or false")
+    return TuiConfig(
+        theme=theme, keymap=check_keymap(keys, where=str(path)), tz=tz, cursor_blink=blink
+    )

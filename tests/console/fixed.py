@@ -150,5 +150,5 @@ def fleet() -> StaticFleet:
 
 def make_app(tmp_path: Path, *, theme: str = "squ-dark") -> SquApp:
     mirror = build_mirror(tmp_path / "mirror.db")
-    config = TuiConfig(theme=theme, tz=UTC)
+    config = TuiConfig(theme=theme, tz=UTC, cursor_blink=False)
     return SquApp(mirror, fleet(), clock=lambda: NOW, config=config)
