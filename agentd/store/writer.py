@@ -120,7 +120,12 @@ class Writer(threading.Thread):
                     stop = True
                     break
                 calls.append(nxt)
-            self._run_in_order(db, calls)
+            try:
+                self._run_in_order(db, calls)
+            except Exception as exc:
+                # The thread must outlive any one bad call, or every later call would hang.
+                log.exception("store thread: a group of calls failed unexpectedly")
+                self._fail(calls, exc)
             if stop:
                 return
 
