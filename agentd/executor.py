@@ -142,13 +142,15 @@ class Executor:
         run_id: str | None = None,
         retry_index: int = 0,
         triggered_by: str = "",
-        status: S = S.PENDING,
+        status: S = S.QUEUED,
         reason: str = "",
     ) -> Execution | None:
         """Commit a new execution row; None if this scheduled tick already has one.
 
-        Call ``start()`` (or ``arm``) next. Parameters are validated here, so a
-        bad override is refused before any row exists.
+        Call ``start()`` (or ``arm``) next. A row to start at once is created
+        ``queued`` (one commit before the spawn, not two); a delayed one (a retry)
+        ``pending``. Parameters are validated here, so a bad override is refused
+        before any row exists.
         """
         now = self.wall()
         if trigger is Trigger.SCHEDULE and scheduled_for is not None:
@@ -209,7 +211,7 @@ class Executor:
 
     async def start(self, ex: Execution) -> Execution:
         """Move a pending execution to running (or skipped, with the reason). Returns the row."""
-        if ex.status is not S.PENDING or ex.id in self._starting:
+        if ex.status not in (S.PENDING, S.QUEUED) or ex.id in self._starting:
             return ex  # recorded as skipped at creation, or handled meanwhile
         self._starting.add(ex.id)
         try:
@@ -240,7 +242,8 @@ class Executor:
                     with contextlib.suppress(SquError):
                         await self.supervisor.cancel(other)
             self._check_disk()
-            ex = await self.store.call(ex_sql.apply_event, ex.id, Event.QUEUE, now=self.wall())
+            if ex.status is S.PENDING:
+                ex = await self.store.call(ex_sql.apply_event, ex.id, Event.QUEUE, now=self.wall())
             spec = self._run_spec(record, ex)
         except DiskFull as exc:
             active.discard(ex.id)
