@@ -215,3 +215,13 @@ def test_unchanged_broken_file_keeps_reporting(jobs_d: Path) -> None:
     jobs_dir = JobsDir(jobs_d)
     first = jobs_dir.load().errors
     assert jobs_dir.load().errors == first != []
+
+
+def test_store_and_shared_hash_a_definition_alike(jobs_d: Path) -> None:
+    """The store's definition_hash equals shared.jobs.definition_hash (approvals sign it)."""
+    from agentd.store import jobs as store_jobs
+    from shared.jobs import definition_hash
+
+    write(jobs_d / "a.toml", job_toml("backup") + '[job.backup.env]\nB = "2"\nA = "1"\n')
+    job = JobsDir(jobs_d).load().jobs["backup"].job
+    assert store_jobs.definition_hash(job) == definition_hash(job)
