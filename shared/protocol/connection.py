@@ -254,6 +254,9 @@ class Connection:
             self._bad_frame(text, f"not a valid message: {exc}")
         except (msgspec.DecodeError, UnicodeError) as exc:
             self._bad_frame(text, f"not JSON: {exc}")
+        except RecursionError:
+            # msgspec raises this for absurdly deep nesting ([[[[...): hostile, not a bug.
+            self._bad_frame(text, "JSON nested too deeply")
 
     def receive_closed(self, code: int, reason: str) -> None:
         """The transport closed (either side started it). Pending requests fail."""
@@ -572,7 +575,7 @@ class Connection:
             return
         try:
             params = msgspec.json.decode(request.params, type=spec.params)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
             self._refuse_request(
                 request.id,
                 ErrorCode.INVALID_PARAMS,
@@ -631,7 +634,7 @@ class Connection:
             method = pending[0]
             try:
                 result = msgspec.json.decode(message.result, type=METHODS[method].result)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
                 self._events.append(
                     ErrorReceived(
                         message.id,
@@ -656,7 +659,7 @@ class Connection:
                 return
             try:
                 payload = msgspec.json.decode(message.payload, type=spec.payload)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
                 self._events.append(
                     ProtocolViolation(ErrorCode.BAD_RESPONSE, f"{message.topic} event: {exc}")
                 )
@@ -692,7 +695,7 @@ def _salvage_id(text: str | bytes) -> int | None:
     """The ``id`` of a frame that failed validation, if it has a usable one (for the reply)."""
     try:
         raw = msgspec.json.decode(text)
-    except (msgspec.DecodeError, UnicodeError):
+    except (msgspec.DecodeError, UnicodeError, RecursionError):
         return None
     rid = raw.get("id") if isinstance(raw, dict) else None
     if isinstance(rid, int) and not isinstance(rid, bool) and 0 <= rid <= 2**53:

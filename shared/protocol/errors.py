@@ -50,7 +50,6 @@ class ErrorCode(StrEnum):
     UNKNOWN_EXECUTION = "unknown_execution"
     UNKNOWN_SCRIPT = "unknown_script"
     CONFLICT = "conflict"
-    STALE_VERSION = "stale_version"
     JOB_DECLARED_IN_FILE = "job_declared_in_file"  # declared in jobs.d: edit that file
     INVALID_JOB = "invalid_job"
     INVALID_SCHEDULE = "invalid_schedule"

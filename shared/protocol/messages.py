@@ -155,7 +155,8 @@ class JobsResult(_Frozen, frozen=True):
 
 class PutJob(_Frozen, frozen=True):
     """Create or replace a job. ``expected_version`` is the version the edit started from
-    (None: the job must not exist yet); a stale one is refused with who changed it and when."""
+    (0: the job must not exist yet; None: no check); a stale one is refused (``conflict``)
+    naming who changed it and when."""
 
     job: Job
     expected_version: int | None = None

@@ -18,7 +18,15 @@ start_agent = server_support.start_agent  # the fixture
 
 def garbage(rng: random.Random) -> str | bytes:
     """One hostile frame: random bytes, random text, or a request-shaped object gone wrong."""
-    kind = rng.randrange(5)
+    kind = rng.randrange(6)
+    if kind == 5:
+        depth = rng.randrange(1000, 200_000)
+        return (
+            '{"type":"request","id":1,"method":"jobs.list","params":'
+            + "[" * depth
+            + "]" * depth
+            + "}"
+        )
     if kind == 0:
         return rng.randbytes(rng.randrange(1, 200))
     if kind == 1:

@@ -483,3 +483,20 @@ def test_cancel_params_round_trip() -> None:
     rid = pair.client.send_request("cancel", ExecutionId(execution_id="E9"), T0)
     pair.pump()
     assert pair.server_events[-1] == RequestReceived(rid, "cancel", ExecutionId(execution_id="E9"))
+
+
+@pytest.mark.parametrize("where", ["frame", "params"])
+def test_deep_nesting_is_a_bad_request_not_a_crash(where: str) -> None:
+    """Regression: 200k nested brackets raised RecursionError out of receive_text."""
+    pair = Pair()
+    pair.login()
+    deep = "[" * 200_000 + "]" * 200_000
+    frame = (
+        '{"type":"request","id":1,"method":"jobs.list","junk":' + deep + "}"
+        if where == "frame"
+        else ('{"type":"request","id":1,"method":"jobs.list","params":' + deep + "}")
+    )
+    pair.server.receive_text(frame, T0)
+    (err,) = sent_errors(pair.server)
+    assert err.code == ErrorCode.BAD_REQUEST
+    assert pair.server.state is State.OPEN

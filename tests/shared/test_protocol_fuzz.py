@@ -12,7 +12,16 @@ from shared.enums import Role
 from shared.protocol import METHODS, Connection, Limits, State
 from tests.shared.protocol_helpers import T0, Pair
 
-_LIMITS = Limits(max_frame_bytes=4096, max_refused=1000, burst=10_000)
+_LIMITS = Limits(max_refused=1000, burst=10_000)
+# msgspec raises RecursionError on absurd nesting; these must be bad frames, not crashes.
+_DEEP = [
+    "[" * 100_000 + "]" * 100_000,
+    '{"type":"request","id":1,"method":"jobs.list","params":'
+    + '{"a":' * 50_000
+    + "1"
+    + "}" * 50_001,
+    '{"type":"result","id":1,"result":' + "[" * 100_000 + "]" * 100_000 + "}",
+]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -22,6 +31,7 @@ json_values = st.recursive(
     max_leaves=12,
 )
 frames = st.one_of(
+    st.sampled_from(_DEEP),
     st.text(max_size=300),
     st.binary(max_size=300),
     json_values.map(json.dumps),
