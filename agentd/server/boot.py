@@ -10,6 +10,7 @@ Layout: ``DATA/tls/agent.crt``, ``DATA/tls/agent.key`` (0600),
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ async def start_server(
     executor: Any = None,
     containment: str = "process-group",
     config: ServerConfig | None = None,
+    on_jobs_changed: Callable[[], Awaitable[Any]] | None = None,
 ) -> Server:
     """Serve the agent: wss:// with its certificate; plain ws:// only without one, on loopback.
 
@@ -85,6 +87,7 @@ async def start_server(
         data_dir=data_dir,
         executor=executor,
         containment=containment,
+        on_jobs_changed=on_jobs_changed,
     )
     return await serve(
         ops,

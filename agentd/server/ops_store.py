@@ -13,7 +13,7 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,7 @@ class StoreOps:
         containment: str = "process-group",
         wall: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        on_jobs_changed: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self.store = store
         self.agent_name = agent_name
@@ -84,6 +85,9 @@ class StoreOps:
         self.wall = wall
         self.rng = rng or random.SystemRandom()
         self.scripts = ScriptStore(self.data_dir / "scripts")
+        # The daemon's scheduler keeps jobs in memory: it passes a coroutine that reloads
+        # them from the store, called after every job change made over the wire.
+        self.on_jobs_changed = on_jobs_changed
 
     async def agent_info(self) -> AgentInfo:
         return AgentInfo(
@@ -110,7 +114,7 @@ class StoreOps:
         # The wire gave us a typed Job; parse_job adds the semantic checks (cron, env names,
         # time zone...) every other door applies, so the wire is no back door.
         checked = shared_jobs.parse_job(msgspec.to_builtins(job), where=f"jobs.put by {by}")
-        return await self.store.call(
+        record = await self.store.call(
             jobs.put_job,
             checked,
             source=CONSOLE_SOURCE,
@@ -118,12 +122,21 @@ class StoreOps:
             by=by,
             expected_version=expected_version,
         )
+        await self._jobs_changed()
+        return record
 
     async def delete_job(self, name: str, expected_version: int | None, by: str) -> None:
         await self.store.call(_delete_checked, name, expected_version, now=self.wall(), by=by)
+        await self._jobs_changed()
 
     async def set_enabled(self, name: str, enabled: bool, by: str) -> JobRecord:
-        return await self.store.call(jobs.set_enabled, name, enabled, now=self.wall(), by=by)
+        record = await self.store.call(jobs.set_enabled, name, enabled, now=self.wall(), by=by)
+        await self._jobs_changed()
+        return record
+
+    async def _jobs_changed(self) -> None:
+        if self.on_jobs_changed is not None:
+            await self.on_jobs_changed()
 
     # -- executions -------------------------------------------------------------------
 

@@ -272,3 +272,26 @@ async def test_agent_info(start_agent: StartAgent) -> None:
     client = await agent.login(Role.VIEWER)
     info = await client.call("agent.info", Empty())
     assert (info.name, info.protocol_version, info.epoch) == ("db1", 1, agent.store.epoch)
+
+
+async def test_job_changes_call_the_daemons_reload(start_agent: StartAgent) -> None:
+    """put, disable and delete each call on_jobs_changed so the scheduler sees the edit."""
+    from agentd.server.ops_store import StoreOps
+
+    calls: list[str] = []
+
+    class Watched(StoreOps):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+            async def reload() -> None:
+                calls.append("reload")
+
+            self.on_jobs_changed = reload
+
+    agent = await start_agent(ops_class=Watched)
+    client = await agent.login(Role.ADMIN)
+    await client.call("jobs.put", PutJob(job=JOB, expected_version=0))
+    await client.call("jobs.disable", JobName(name="backup"))
+    await client.call("jobs.delete", DeleteJob(name="backup"))
+    assert calls == ["reload"] * 3
