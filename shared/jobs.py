@@ -19,7 +19,7 @@ import hashlib
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,6 +59,9 @@ MAX_LOG_BYTES = 64 * 1024**3
 _MAX_COMMAND = 64 * 1024
 _MAX_TEXT = 4096
 _MAX_SHOWN = 120  # characters of a bad value echoed in an error
+
+# Builds the InvalidJob for one field of the job being checked: bad(field, why, value=None).
+_Bad = Callable[..., InvalidJob]
 _MAX_RETRIES = 100
 _MAX_GRACE_S = 3600.0
 _PARAM_TYPES = ("str", "int", "float", "bool", "choice")
@@ -303,7 +306,7 @@ def _check_job(job: Job, where: str) -> None:
         _check_text(value, f"labels.{key}", _MAX_TEXT, bad)
 
 
-def _check_text(value: str, field: str, limit: int, bad: Any) -> None:
+def _check_text(value: str, field: str, limit: int, bad: _Bad) -> None:
     if "\0" in value:
         raise bad(field, "must not contain a NUL character")
     if len(value) > limit:
@@ -313,7 +316,7 @@ def _check_text(value: str, field: str, limit: int, bad: Any) -> None:
 def _check_number(
     value: float,
     field: str,
-    bad: Any,
+    bad: _Bad,
     *,
     above: float | None = None,
     low: float | None = None,
@@ -329,7 +332,7 @@ def _check_number(
         raise bad(field, f"must be at most {high:g}", value)
 
 
-def _check_timezone(name: str | None, bad: Any) -> ZoneInfo | None:
+def _check_timezone(name: str | None, bad: _Bad) -> ZoneInfo | None:
     if name is None:
         return None
     try:
@@ -341,7 +344,7 @@ def _check_timezone(name: str | None, bad: Any) -> ZoneInfo | None:
         ) from None
 
 
-def _check_retry(retry: RetryPolicy, bad: Any) -> None:
+def _check_retry(retry: RetryPolicy, bad: _Bad) -> None:
     if not 0 <= retry.count <= _MAX_RETRIES:
         raise bad("retry.count", f"must be between 0 and {_MAX_RETRIES}", retry.count)
     _check_number(retry.delay_s, "retry.delay_s", bad, low=0.0)
@@ -355,7 +358,7 @@ def _check_retry(retry: RetryPolicy, bad: Any) -> None:
     _check_number(retry.jitter, "retry.jitter", bad, low=0.0, high=1.0)
 
 
-def _check_parameters(parameters: Sequence[Parameter], bad: Any) -> None:
+def _check_parameters(parameters: Sequence[Parameter], bad: _Bad) -> None:
     seen: set[str] = set()
     for index, param in enumerate(parameters):
         at = f"parameters[{index}]"
