@@ -13,8 +13,8 @@ SIGHUP and on ``squ-agentd reload``, then applies the result to its store
   already owned the name keeps it (else the first file in name order), so a
   new file can never take over a running job;
 * files the agent would run as root must not be writable by anyone else:
-  a file or directory that is group/world-writable or owned by another user
-  is refused.
+  a file, ``jobs.d`` or any directory above it that is group/world-writable
+  (without the sticky bit) or owned by another user is refused.
 
 Parsing one file's text is pure and lives in ``shared.jobs.parse_jobs_toml``.
 """
@@ -116,7 +116,7 @@ class JobsDir:
             return [], f"{self.path}: cannot read the jobs directory: {exc.strerror}"
         if not stat.S_ISDIR(info.st_mode):
             return [], f"{self.path}: is not a directory"
-        unsafe = _unsafe(info, self.path)
+        unsafe = _unsafe(info, self.path) or _unsafe_ancestor(self.path)
         if unsafe is not None:
             return [], unsafe
         try:
@@ -193,6 +193,31 @@ def _unsafe(info: os.stat_result, path: Path) -> str | None:
             f"{path}: writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}); "
             f"run: chmod go-w {path}"
         )
+    return None
+
+
+def _unsafe_ancestor(path: Path) -> str | None:
+    """Like sshd's StrictModes: whoever can write a parent directory can swap jobs.d itself.
+
+    A world-writable parent is fine only with the sticky bit (/tmp): then others
+    cannot rename what they do not own.
+    """
+    for parent in Path(os.path.realpath(path)).parents:
+        try:
+            info = os.stat(parent)
+        except OSError as exc:
+            return f"{parent}: cannot check the directory: {exc.strerror}"
+        if info.st_uid not in (0, os.geteuid()):
+            return (
+                f"{parent}: owned by uid {info.st_uid}, who could replace {path}; "
+                "only root or the agent's user may own the directories above job files"
+            )
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            return (
+                f"{parent}: writable by group or others (mode "
+                f"{stat.S_IMODE(info.st_mode):04o}), who could replace {path}; "
+                f"run: chmod go-w {parent}"
+            )
     return None
 
 

@@ -225,3 +225,29 @@ def test_store_and_shared_hash_a_definition_alike(jobs_d: Path) -> None:
     write(jobs_d / "a.toml", job_toml("backup") + '[job.backup.env]\nB = "2"\nA = "1"\n')
     job = JobsDir(jobs_d).load().jobs["backup"].job
     assert store_jobs.definition_hash(job) == definition_hash(job)
+
+
+def test_writable_parent_directory_is_refused(tmp_path: Path) -> None:
+    """A parent anyone can write (no sticky bit) could swap jobs.d, so it is refused."""
+    parent = tmp_path / "open"
+    parent.mkdir()
+    parent.chmod(0o777)
+    jobs_d = parent / "jobs.d"
+    jobs_d.mkdir()
+    jobs_d.chmod(0o755)
+    write(jobs_d / "a.toml", job_toml("backup"))
+    result = JobsDir(jobs_d).load()
+    assert result.jobs == {}
+    assert result.errors[0].message.startswith(f"{parent}: writable by group or others (mode 0777)")
+
+
+def test_sticky_world_writable_parent_is_accepted(tmp_path: Path) -> None:
+    """A sticky world-writable parent (like /tmp) is fine: others cannot rename jobs.d."""
+    parent = tmp_path / "sticky"
+    parent.mkdir()
+    parent.chmod(0o1777)
+    jobs_d = parent / "jobs.d"
+    jobs_d.mkdir()
+    jobs_d.chmod(0o755)
+    write(jobs_d / "a.toml", job_toml("backup"))
+    assert list(JobsDir(jobs_d).load().jobs) == ["backup"]
