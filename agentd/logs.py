@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import io
 import os
 import re
 import shutil
@@ -101,6 +102,8 @@ def _open_log(run_dir: Path) -> IO[bytes]:
         try:
             f = gzip.open(run_dir / ARCHIVE_NAME, "rb")
         except FileNotFoundError:
+            if run_dir.is_dir():
+                return io.BytesIO(MAGIC)  # the job has printed nothing (yet)
             raise UnknownExecution(run_dir.name) from None
     if f.read(len(MAGIC)) != MAGIC:
         f.close()
@@ -261,6 +264,26 @@ async def follow(
     seg_file: IO[bytes] | None = None
     seg_index = 0
     seg_decoder = FrameDecoder()
+    # After following the live tail, the finalised tail repeats what we showed:
+    # skip frames up to the last one yielded (by time, then by identity).
+    last_t_us = -1
+    seen_at_last: set[tuple[int, bytes]] = set()
+    skip_until_new = False
+
+    def note(frame: Frame) -> None:
+        nonlocal last_t_us
+        if frame.kind is not Kind.DATA:
+            return  # markers carry the finalisation time, not the output's
+        if frame.t_us != last_t_us:
+            last_t_us = frame.t_us
+            seen_at_last.clear()
+        seen_at_last.add((frame.stream, frame.data))
+
+    def is_repeat(frame: Frame) -> bool:
+        return frame.t_us < last_t_us or (
+            frame.t_us == last_t_us and (frame.stream, frame.data) in seen_at_last
+        )
+
     try:
         while True:
             finished = exit_path.exists()
@@ -275,37 +298,47 @@ async def follow(
                         if kind == Kind.HEAD_END:
                             head_end_at = pos
                             continue
-                        yield Frame(Kind(kind), Stream(strm), t_us, data or b"")
-                    if head_end_at is not None and head_end_at == pos and not finished:
-                        segs = _segments(run_dir)
-                        if segs:
-                            seg_index, path = segs[0]
-                            with contextlib.suppress(OSError):
-                                seg_file = _open_binary(path)
-                                seg_decoder = FrameDecoder()
+                        frame = Frame(Kind(kind), Stream(strm), t_us, data or b"")
+                        if skip_until_new and kind == Kind.DATA and is_repeat(frame):
+                            continue
+                        note(frame)
+                        yield frame
+                if head_end_at is not None and head_end_at == pos and not finished:
+                    segs = _segments(run_dir)
+                    if segs:
+                        seg_index, path = segs[0]
+                        with contextlib.suppress(OSError):
+                            seg_file = _open_binary(path)
+                            seg_decoder = FrameDecoder()
             else:
                 chunk = seg_file.read(_CHUNK)
                 if chunk:
                     progressed = True
                     for frame in seg_decoder.feed(chunk):
+                        note(frame)
                         yield frame
-                else:
-                    newer = [s for s in _segments(run_dir) if s[0] > seg_index]
+                    continue
+                segs = _segments(run_dir)
+                newer = [sg for sg in segs if sg[0] > seg_index]
+                if newer or not segs:
+                    # Rotated (or finalised): what the writer added before moving on
+                    # is in this file already; read it to the end first.
+                    while rest := seg_file.read(_CHUNK):
+                        for frame in seg_decoder.feed(rest):
+                            note(frame)
+                            yield frame
+                    seg_file.close()
+                    seg_file = None
+                    progressed = True
                     if newer:
-                        seg_file.close()
-                        seg_file = None
                         seg_index, path = newer[0]
                         with contextlib.suppress(OSError):
                             seg_file = _open_binary(path)
                             seg_decoder = FrameDecoder()
-                        progressed = True
-                    elif not _segments(run_dir):
-                        # The log was finalised: the tail we showed live is complete.
-                        seg_file.close()
-                        seg_file = None
-                        if finished:
-                            return
-                        progressed = True
+                    else:
+                        # Finalised: the tail now lives in output.log after HEAD_END;
+                        # read it from there, skipping what we already showed.
+                        skip_until_new = True
             if finished and not progressed:
                 return
             if not progressed:
@@ -318,8 +351,9 @@ async def follow(
 def archive(run_dir: Path) -> Path:
     """Compress a finished execution's log to ``output.log.gz``; idempotent.
 
-    Raises ``LogBusy`` while the execution runs. Leftover tail segments (of an
-    execution that was lost mid-run) are removed.
+    Returns the archive's path, or the run dir itself when the job printed
+    nothing (there is no log file then). Raises ``LogBusy`` while the execution
+    runs. Leftover tail segments (of an execution that was lost mid-run) are removed.
     """
     run_dir = Path(run_dir)
     plain, gz = run_dir / LOG_NAME, run_dir / ARCHIVE_NAME
@@ -339,6 +373,8 @@ def archive(run_dir: Path) -> Path:
         with contextlib.suppress(OSError):
             seg.unlink()
     if not gz.exists():
+        if run_dir.is_dir():
+            return run_dir
         raise UnknownExecution(run_dir.name)
     return gz
 
@@ -400,7 +436,7 @@ def apply_retention(
         size = _dir_bytes(path)
         total += size
         exit_path = path / "exit.json"
-        if not exit_path.exists() or (active_dir / entry.name).exists():
+        if not exit_path.exists() or os.path.lexists(active_dir / entry.name):
             continue
         try:
             at = msgspec.json.decode(exit_path.read_bytes(), type=_Finished).finished_at

@@ -60,10 +60,25 @@ class LogSink:
         self._segments: list[_Segment] = []
         self._in_tail = False
         self._finished = False
-        self.fd = os.open(
-            run_dir / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640
-        )
-        self._write(self.fd, [MAGIC])
+        # Created on the first byte: a job that prints nothing costs no file (a file
+        # create is ~1 ms on a busy ext4, a large part of a short job's cost).
+        self._fd = -1
+
+    @property
+    def fd(self) -> int:
+        if self._fd < 0:
+            self._fd = os.open(
+                self.run_dir / LOG_NAME,
+                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                0o640,
+            )
+            self._write(self._fd, [MAGIC])
+        return self._fd
+
+    @property
+    def needs_copy(self) -> bool:
+        """Whether ``finish`` will copy a tail (worth running in a thread)."""
+        return self._in_tail
 
     @property
     def log_bytes(self) -> int:
@@ -168,7 +183,8 @@ class LogSink:
             kept[1] += tail_kept[1]
             kept[2] += tail_kept[2]
         self.dropped_per_stream = [0, self.total[1] - kept[1], self.total[2] - kept[2]]
-        os.close(self.fd)
+        if self._fd >= 0:
+            os.close(self._fd)
         return self.log_bytes, self.dropped_bytes
 
     @property
@@ -254,5 +270,6 @@ class LogSink:
         self._segments = []
         if not self._finished:
             self._finished = True
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
+            if self._fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)

@@ -151,8 +151,18 @@ class SupervisorClient:
         return msgspec.convert(await self._request("list"), list[RunningInfo])
 
     async def ack(self, exec_id: str) -> None:
-        """The agent has recorded this exit: the supervisor stops re-sending it."""
-        await self._request("ack", exec_id=exec_id)
+        """The agent has recorded this exit: the supervisor stops re-sending it.
+
+        A notification (no reply awaited): if it is lost with the connection, the
+        exit is replayed on the next one and acked again, which is harmless.
+        """
+        if self._task.done():
+            raise SupervisorUnavailable(self.data_dir, self._lost_reason or "connection closed")
+        try:
+            self._writer.write(encode_message({"op": "ack", "params": {"exec_id": exec_id}}))
+            await self._writer.drain()
+        except OSError as exc:
+            raise SupervisorUnavailable(self.data_dir, str(exc)) from None
 
     async def exits(self) -> AsyncIterator[ExitRecord]:
         """Exit records as they happen (and every unacked one on connect).

@@ -98,10 +98,14 @@ def _environ_has(pid: int, marker: bytes) -> bool:
 
 
 def members_by_sweep(
-    *, job_pid: int, exec_id: str, supervisor_pid: int, other_job_pids: set[int]
+    procs: dict[int, ProcInfo],
+    *,
+    job_pid: int,
+    exec_id: str,
+    supervisor_pid: int,
+    other_job_pids: set[int],
 ) -> dict[int, int]:
-    """Live processes belonging to the job: {pid: start_ticks}, the main process included."""
-    procs = scan_procs()
+    """Live processes in the ``procs`` snapshot that belong to the job: {pid: start_ticks}."""
     members: set[int] = set()
     marker = f"SQU_EXECUTION_ID={exec_id}\0".encode()
     for p in procs.values():
@@ -182,6 +186,11 @@ class Cgroups:
 
         out: dict[int, int] = {}
         root = self.job_dir(exec_id)
+        try:
+            if "populated 0" in (root / "cgroup.events").read_text():
+                return out  # nothing left anywhere in the subtree: one read, no walk
+        except OSError:
+            return out
         for dirpath, _dirs, _files in os.walk(root):
             try:
                 text = Path(dirpath, "cgroup.procs").read_text()
@@ -204,6 +213,9 @@ class Cgroups:
 
     def remove_job(self, exec_id: str) -> None:
         root = self.job_dir(exec_id)
+        with contextlib.suppress(OSError):
+            root.rmdir()  # the usual case: no sub-cgroups
+            return
         for dirpath, _dirs, _files in sorted(os.walk(root), key=lambda t: -len(t[0])):
             with contextlib.suppress(OSError):
                 os.rmdir(dirpath)

@@ -26,6 +26,7 @@ __all__ = [
     "Started",
     "current_boot_id",
     "is_process_alive",
+    "marker_path",
     "proc_start_ticks",
     "read_exit_record",
     "read_started",
@@ -109,7 +110,11 @@ class RunningInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StartedFile(msgspec.Struct, frozen=True, kw_only=True):
-    """``started.json``: written before ``Started`` is reported."""
+    """The started record, kept in the execution's marker ``DATA/supervisor/active/<id>``.
+
+    The marker is a symlink whose target is this JSON: one syscall, written
+    before ``Started`` is reported and removed when the agent acks the exit.
+    """
 
     exec_id: str
     pid: int
@@ -120,6 +125,7 @@ class StartedFile(msgspec.Struct, frozen=True, kw_only=True):
     deadline_monotonic: float | None = None
     kill_grace_s: float = 10.0
     supervisor_pid: int = 0
+    run_dir: str = ""
 
 
 def write_json_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
@@ -152,11 +158,28 @@ def read_exit_record(run_dir: Path | str) -> ExitRecord | None:
         return None
 
 
-def read_started(run_dir: Path | str) -> StartedFile | None:
-    """The execution's ``started.json``, or None."""
+def marker_path(run_dir: Path | str) -> Path:
+    """Where the marker of the run dir ``DATA/runs/<id>`` lives: ``DATA/supervisor/active/<id>``."""
+    run_dir = Path(run_dir)
+    return run_dir.parent.parent / "supervisor" / "active" / run_dir.name
+
+
+def encode_marker(started: StartedFile) -> str:
+    return msgspec.json.encode(started).decode()
+
+
+def decode_marker(target: str) -> StartedFile | None:
     try:
-        return msgspec.json.decode((Path(run_dir) / "started.json").read_bytes(), type=StartedFile)
-    except (OSError, msgspec.DecodeError):
+        return msgspec.json.decode(target, type=StartedFile)
+    except msgspec.DecodeError:
+        return None
+
+
+def read_started(run_dir: Path | str) -> StartedFile | None:
+    """The started record of an execution whose exit is not yet acknowledged, or None."""
+    try:
+        return decode_marker(os.readlink(marker_path(run_dir)))
+    except OSError:
         return None
 
 

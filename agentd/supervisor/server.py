@@ -42,10 +42,11 @@ from agentd.supervisor.records import (
     Started,
     StartedFile,
     current_boot_id,
+    decode_marker,
+    encode_marker,
     is_process_alive,
     proc_start_ticks,
     read_exit_record,
-    read_started,
     write_json_atomic,
 )
 from agentd.supervisor.wire import MessageReader, WireError, encode_message
@@ -147,6 +148,10 @@ class Supervisor:
         self._requested_containment = containment
         self._bg: set[asyncio.Task[Any]] = set()
         self.own_hwm_kb = _vm_hwm_kb(self.pid) or 0
+        self._scan: tuple[float, dict[int, contain.ProcInfo]] | None = None
+        self._to_sync: list[Path] = []
+        self._syncer: asyncio.Task[None] | None = None
+        self._scan_task: asyncio.Task[None] | None = None
 
     @property
     def containment(self) -> str:
@@ -234,21 +239,18 @@ class Supervisor:
         for marker in sorted(self.active_dir.iterdir()):
             exec_id = marker.name
             try:
-                run_dir = Path(marker.read_text().strip())
+                target = os.readlink(marker)
             except OSError:
                 continue
+            started = decode_marker(target)
+            if started is None:
+                log.warning("%s: unreadable marker %r removed", exec_id, target[:200])
+                marker.unlink()
+                continue
+            run_dir = Path(started.run_dir)
             record = read_exit_record(run_dir)
             if record is not None:
                 self.unacked[exec_id] = record
-                continue
-            started = read_started(run_dir)
-            if started is None:
-                self._write_lost(
-                    exec_id,
-                    run_dir,
-                    None,
-                    "the supervisor stopped before the job was confirmed started",
-                )
                 continue
             if started.boot_id != self.boot_id:
                 self._write_lost(
@@ -357,6 +359,8 @@ class Supervisor:
             if handler is None or not isinstance(params, dict):
                 raise SupervisorError("bad_request", f"unknown operation {op!r}")
             result = handler(self, conn, params)
+            if req_id is None:
+                return  # a notification (ack): no reply wanted
             conn.send({"id": req_id, "ok": True, "result": msgspec.to_builtins(result)})
         except SupervisorError as exc:
             conn.send(
@@ -439,21 +443,26 @@ class Supervisor:
         if previous is not None:
             conn.delivered.add(exec_id)
             return previous  # DESIGN.md: nothing runs twice
-        if read_started(run_dir) is not None:
-            raise SupervisorError(
-                "conflict", f"execution {exec_id} was already started by an earlier supervisor"
-            )
         if self.stopping:
             raise SupervisorError("stopping", "the supervisor is stopping and takes no new jobs")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(run_dir).free
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(run_dir.parent).free
         if free < spec.min_free_bytes:
             raise SupervisorError(
                 "disk_full",
-                f"not starting {exec_id}: {free // (1024 * 1024)} MiB free in {run_dir}, "
+                f"not starting {exec_id}: {free // (1024 * 1024)} MiB free in {run_dir.parent}, "
                 f"{spec.min_free_bytes // (1024 * 1024)} MiB needed",
             )
-        (self.active_dir / exec_id).write_text(str(run_dir))
+        try:
+            # The run dir is the evidence that a spawn was attempted: made before it,
+            # so an id whose run dir exists (with no exit record) is never run again.
+            run_dir.mkdir()
+        except FileExistsError:
+            raise SupervisorError(
+                "conflict",
+                f"execution {exec_id} was already attempted ({run_dir} exists) and has no "
+                "exit record; it is not started twice",
+            ) from None
         try:
             return self._spawn(spec, run_dir)
         except OSError as exc:
@@ -464,10 +473,29 @@ class Supervisor:
                 error=_spawn_error(spec, exc),
             )
             write_json_atomic(run_dir / "exit.json", msgspec.json.encode(record))
+            self._write_marker(
+                StartedFile(
+                    exec_id=exec_id,
+                    pid=0,
+                    boot_id=self.boot_id,
+                    start_ticks=0,
+                    started_at=record.finished_at,
+                    run_dir=str(run_dir),
+                )
+            )
             self.unacked[exec_id] = record
             conn.delivered.add(exec_id)
             self._broadcast_exit(exec_id, record)
             return record
+
+    def _write_marker(self, started: StartedFile) -> None:
+        """The execution's marker: its started record, until the agent acks its exit."""
+        path = self.active_dir / started.exec_id
+        try:
+            os.symlink(encode_marker(started), path)
+        except FileExistsError:
+            path.unlink()
+            os.symlink(encode_marker(started), path)
 
     # -- spawning ------------------------------------------------------------------
 
@@ -539,10 +567,11 @@ class Supervisor:
             deadline_monotonic=run.deadline_mono,
             kill_grace_s=spec.kill_grace_s,
             supervisor_pid=self.pid,
+            run_dir=str(run_dir),
         )
-        # No fsync: this file must survive our crash (the page cache does), not a
+        # No fsync: the marker must survive our crash (the page cache does), not a
         # power loss, after which the new boot id makes the execution lost anyway.
-        write_json_atomic(run_dir / "started.json", msgspec.json.encode(started_file), fsync=False)
+        self._write_marker(started_file)
         loop = asyncio.get_running_loop()
         for fd, stream in ((out_r, Stream.STDOUT), (err_r, Stream.STDERR)):
             os.set_blocking(fd, False)
@@ -632,31 +661,46 @@ class Supervisor:
         log.info("%s: stopping (%s)", run.spec.exec_id, why)
         run.stop_task = self._spawn_bg(self._terminate(run, include_main=True))
 
-    def _has_members(self, run: Run) -> bool:
-        return bool(self._members(run))
-
-    def _members(self, run: Run) -> dict[int, int]:
-        """{pid: start_ticks} of the job's live processes."""
+    async def _members(self, run: Run) -> dict[int, int]:
+        """{pid: start_ticks} of the job's live processes (the main one unless reaped)."""
         if run.in_cgroup and self.cgroups is not None:
+            # The cgroup is exact and cheap; a job cannot leave it without root's help.
             found = self.cgroups.procs(run.spec.exec_id)
         else:
-            found = {}
-        others = {p for p in self.by_pid if p != run.pid}
-        found.update(
-            contain.members_by_sweep(
+            procs = await self._scan_after(time.monotonic())
+            others = {p for p in self.by_pid if p != run.pid}
+            found = contain.members_by_sweep(
+                procs,
                 job_pid=run.pid,
                 exec_id=run.spec.exec_id,
                 supervisor_pid=self.pid,
                 other_job_pids=others,
             )
-        )
         if run.exited:
             found.pop(run.pid, None)
         return found
 
+    async def _scan_after(self, t: float) -> dict[int, contain.ProcInfo]:
+        """A /proc snapshot taken after monotonic time ``t``; one scan serves every waiter.
+
+        Scanning /proc costs milliseconds (more on a loaded box), so exits that
+        arrive together share one scan, run in a thread off the loop.
+        """
+        while True:
+            if self._scan is not None and self._scan[0] >= t:
+                return self._scan[1]
+            if self._scan_task is None or self._scan_task.done():
+                self._scan_task = asyncio.get_running_loop().create_task(self._do_scan())
+            await asyncio.shield(self._scan_task)
+
+    async def _do_scan(self) -> None:
+        taken = time.monotonic()
+        procs = await asyncio.to_thread(contain.scan_procs)
+        self._scan = (taken, procs)
+
     async def _terminate(self, run: Run, *, include_main: bool) -> None:
         """SIGTERM everything in the job, wait up to the grace period, SIGKILL the rest."""
-        members = self._members(run)
+        members = await self._members(run)
         self._note_leftovers(run, members)
         if include_main and not run.exited:
             with contextlib.suppress(OSError):
@@ -666,7 +710,7 @@ class Supervisor:
         deadline = time.monotonic() + max(0.0, run.spec.kill_grace_s)
         while time.monotonic() < deadline:
             await asyncio.sleep(_POLL_S)
-            members = self._members(run)
+            members = await self._members(run)
             self._note_leftovers(run, members)
             if not members and (run.exited or not include_main):
                 return
@@ -676,14 +720,14 @@ class Supervisor:
             if not run.exited:
                 with contextlib.suppress(OSError):
                     os.killpg(run.pid, signal.SIGKILL)
-            members = self._members(run)
+            members = await self._members(run)
             self._note_leftovers(run, members)
             if not members:
                 return
             for pid, ticks in members.items():
                 contain.signal_process(pid, ticks, signal.SIGKILL)
             await asyncio.sleep(_POLL_S)
-        run.error = run.error or f"processes survived SIGKILL: {sorted(self._members(run))}"
+        run.error = run.error or f"processes survived SIGKILL: {sorted(await self._members(run))}"
 
     def _note_leftovers(self, run: Run, members: dict[int, int]) -> None:
         run.leftovers.update(p for p in members if p != run.pid)
@@ -695,7 +739,7 @@ class Supervisor:
             if run.stop_task is not None:
                 await run.stop_task
             elif run.spec.kill_leftovers:
-                members = self._members(run)
+                members = await self._members(run)
                 if members:
                     log.info("%s: killing %d leftover process(es)", exec_id, len(members))
                     await self._terminate(run, include_main=False)
@@ -708,12 +752,16 @@ class Supervisor:
                 self._close_pipe(run, fd)
             log_bytes = dropped = 0
             if run.sink is not None:
-                log_bytes, dropped = await asyncio.to_thread(run.sink.finish)
+                if run.sink.needs_copy:  # copying the tail can take a while: off the loop
+                    log_bytes, dropped = await asyncio.to_thread(run.sink.finish)
+                else:
+                    log_bytes, dropped = run.sink.finish()
                 run.error = run.error or run.sink.error
             record = self._exit_record(run, log_bytes, dropped)
-            await asyncio.to_thread(
-                write_json_atomic, run.run_dir / "exit.json", msgspec.json.encode(record)
-            )
+            # Atomic now (tmp + rename), durable within milliseconds: fsyncs are
+            # grouped in one thread call for every exit of the moment (group commit).
+            write_json_atomic(run.run_dir / "exit.json", msgspec.json.encode(record), fsync=False)
+            self._sync_later(run.run_dir / "exit.json")
         except Exception as exc:
             log.exception("%s: finishing failed", exec_id)
             record = self._exit_record(run, 0, 0, error=f"supervisor error while finishing: {exc}")
@@ -778,6 +826,16 @@ class Supervisor:
         conn.delivered.add(exec_id)
         conn.send({"event": "exit", "record": msgspec.to_builtins(record)})
 
+    def _sync_later(self, path: Path) -> None:
+        self._to_sync.append(path)
+        if self._syncer is None or self._syncer.done():
+            self._syncer = self._spawn_bg(self._sync_pending())
+
+    async def _sync_pending(self) -> None:
+        while self._to_sync:
+            batch, self._to_sync = self._to_sync, []
+            await asyncio.to_thread(_fsync_files, batch)
+
     def _spawn_bg(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._bg.add(task)
@@ -792,6 +850,26 @@ _OPS = {
     "list": Supervisor._op_list,
     "ack": Supervisor._op_ack,
 }
+
+
+def _fsync_files(paths: list[Path]) -> None:
+    """fsync each file and its directory (once per directory), ignoring ones gone since."""
+    dirs: set[Path] = set()
+    for path in paths:
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            dirs.add(path.parent)
+    for d in dirs:
+        with contextlib.suppress(OSError):
+            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def _vm_hwm_kb(pid: int) -> int | None:

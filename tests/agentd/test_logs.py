@@ -174,7 +174,7 @@ def test_retention_never_removes_running_or_unacked(tmp_path):
     _fake_run(tmp_path, "UNACKED", now - 1000, 100)
     active = tmp_path / "supervisor" / "active"
     active.mkdir(parents=True)
-    (active / "UNACKED").write_text("x")
+    (active / "UNACKED").symlink_to(tmp_path / "runs" / "UNACKED")
     assert logs.apply_retention(tmp_path, max_age_s=1, max_total_bytes=0, now=now) == []
 
 

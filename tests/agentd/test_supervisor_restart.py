@@ -10,15 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-import msgspec
-
 from agentd.supervisor import (
     SupervisorClient,
     current_boot_id,
     is_process_alive,
     read_exit_record,
 )
-from agentd.supervisor.records import StartedFile
+from agentd.supervisor.records import StartedFile, encode_marker
 from agentd.supervisor.server import supervisor_dir
 from tests.agentd._supervisor_support import (
     new_id,
@@ -146,11 +144,11 @@ async def test_reboot_marks_unfinished_runs_lost(tmp_path):
         boot_id="00000000-old-boot",
         start_ticks=1,
         started_at=time.time() - 60,
+        run_dir=str(run_dir),
     )
-    (run_dir / "started.json").write_bytes(msgspec.json.encode(fake))
     active = supervisor_dir(data) / "active"
     active.mkdir(parents=True)
-    (active / exec_id).write_text(str(run_dir))
+    os.symlink(encode_marker(fake), active / exec_id)
     with running_supervisor(data):
         sup = await SupervisorClient.connect(data)
         try:
