@@ -126,6 +126,10 @@ BAD_FIELDS = [
     ({"labels": {"a b": "x"}}, "labels.a b", ["label names"]),
     ({"labels": {"team": 1}}, "labels.team", ["expected a string"]),
     ({"timout_s": 5}, "timout_s", ["did you mean 'timeout_s'"]),
+    ({"description": "d" * 5000}, "description", ["5000 characters long", "limit is 4096"]),
+    ({"idempotent": 1}, "idempotent", ["(got 1)", "expected bool, got int"]),
+    ({"targets": "db1"}, "targets", ["'db1'", "expected array, got str"]),
+    ({"parameters": {"name": "p"}}, "parameters", ["expected array, got object"]),
     ({"name": None}, "name", ["expected str, got null"]),
 ]
 
