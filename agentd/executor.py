@@ -297,7 +297,17 @@ class Executor:
         ex = await self.store.call(
             ex_sql.apply_event, ex.id, Event.START, now=started.started_at, pid=started.pid
         )
-        log.info("started %s (%s, %s) pid %s", ex.id, ex.job, ex.trigger, started.pid)
+        log.info(
+            "started %s (%s, %s) pid %s%s",
+            ex.id,
+            ex.job,
+            ex.trigger,
+            started.pid,
+            # Start lag, for the operator's log: how late the spawn was for its tick.
+            f", {(started.started_at - ex.scheduled_for) * 1000:.1f} ms after its tick"
+            if ex.trigger is Trigger.SCHEDULE and ex.scheduled_for
+            else "",
+        )
         return ex
 
     def _check_disk(self) -> None:

@@ -222,12 +222,19 @@ class Scheduler:
                 jump_s,
             )
         for tick in plan.fire:
-            ex = await self.executor.create(
-                record, trigger=Trigger.SCHEDULE, scheduled_for=tick.timestamp()
-            )
+            due = tick.timestamp()
+            woke_ms = (self.wall() - due) * 1000
+            ex = await self.executor.create(record, trigger=Trigger.SCHEDULE, scheduled_for=due)
             if ex is None:
                 log.debug("%s: tick %s already has its execution", job.name, tick)
             else:
+                log.debug(
+                    "%s: tick %s: woke %.1f ms late, row committed %.1f ms after the tick",
+                    job.name,
+                    tick,
+                    woke_ms,
+                    (self.wall() - due) * 1000,
+                )
                 self.executor.start_soon(ex)
         await self._record_skipped(record, plan)
         cursor = plan.cursor.timestamp()
