@@ -624,6 +624,9 @@ def _comment(line: str) -> str:
 
 
 _DEFAULT_JOB = Job(name="x")
+# What a reader looks for first: what runs, when, where, as whom; then the policies.
+_FIRST = ("description", "command", "script", "interpreter", "cron", "at", "timezone")
+_WRITE_ORDER = _FIRST + tuple(f for f in Job.__struct_fields__ if f not in _FIRST)
 _DEFAULT_RETRY = RetryPolicy()
 _DEFAULT_PARAM = Parameter(name="x")
 
@@ -632,7 +635,7 @@ def _job_lines(job: Job) -> str:
     table = f"job.{_toml_key(job.name)}"
     lines = [f"[{table}]"]
     nested: list[str] = []
-    for field in job.__struct_fields__:
+    for field in _WRITE_ORDER:
         value = getattr(job, field)
         if field == "name" or value == getattr(_DEFAULT_JOB, field):
             continue
