@@ -15,6 +15,7 @@ Layout of a data directory::
     DIR/agentd.db     the store (agentd.store)
     DIR/runs/         one directory per execution (supervisor)
     DIR/logs/         execution logs (agentd.logs)
+    DIR/tls/, DIR/authorized_operators   made by init through agentd.server.boot
 """
 
 from __future__ import annotations
