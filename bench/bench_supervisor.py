@@ -147,6 +147,8 @@ async def bench_spawn(data: Path, n: int, inflight: int = 64) -> dict[str, float
 
     consumer = asyncio.create_task(consume())
     starters: set[asyncio.Task[object]] = set()
+    sup_proc, me = psutil.Process(sup.supervisor_pid), psutil.Process()
+    sup_cpu0, my_cpu0 = sum(sup_proc.cpu_times()[:2]), sum(me.cpu_times()[:2])
     t0 = time.perf_counter()
     for exec_id in ids:
         await sem.acquire()
@@ -156,9 +158,17 @@ async def bench_spawn(data: Path, n: int, inflight: int = 64) -> dict[str, float
         task.add_done_callback(starters.discard)
     await done.wait()
     sup_rate = n / (time.perf_counter() - t0)
+    sup_cpu_ms = (sum(sup_proc.cpu_times()[:2]) - sup_cpu0) / n * 1000
+    my_cpu_ms = (sum(me.cpu_times()[:2]) - my_cpu0) / n * 1000
     consumer.cancel()
     await sup.close()
-    return {"raw_rate": raw_rate, "sup_rate": sup_rate, "ratio": sup_rate / raw_rate}
+    return {
+        "raw_rate": raw_rate,
+        "sup_rate": sup_rate,
+        "ratio": sup_rate / raw_rate,
+        "sup_cpu_ms": sup_cpu_ms,
+        "client_cpu_ms": my_cpu_ms,
+    }
 
 
 def _raw_spawn_rate(argv: list[str], n: int, inflight: int) -> float:
@@ -237,6 +247,10 @@ async def main() -> None:
         print(
             f"| supervised `/bin/true`, fully recorded | {spawn['sup_rate']:.0f}/s | >= 0.5x | "
             f"{spawn['ratio']:.2f}x |"
+        )
+        print(
+            f"| CPU per short job: supervisor / client | {spawn['sup_cpu_ms']:.2f} ms / "
+            f"{spawn['client_cpu_ms']:.2f} ms | | |"
         )
     shutil.rmtree(tmp, ignore_errors=True)
 

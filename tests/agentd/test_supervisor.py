@@ -296,3 +296,73 @@ def _processes_of(exec_id: str) -> list[int]:
         if env.get("SQU_EXECUTION_ID") == exec_id and p.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(p.pid)
     return found
+
+
+async def test_garbage_from_a_client_never_hurts_the_supervisor(sup, data_dir):
+    """Malformed frames close that one connection; the supervisor keeps serving others."""
+    import asyncio
+    import struct
+
+    from agentd.supervisor.server import socket_path
+
+    for junk in (
+        struct.pack(">I", 5) + b"{oops",
+        struct.pack(">I", 1 << 30),
+        b"\x00\x00\x00\x02[]",
+    ):
+        reader, writer = await asyncio.open_unix_connection(str(socket_path(data_dir)))
+        writer.write(junk)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            await reader.read()  # the supervisor closes this connection
+        writer.close()
+    rec = await run(sup, data_dir, sh("exit 9"))
+    assert rec.exit_code == 9
+
+
+async def test_bad_start_request_is_an_error_reply(sup, data_dir):
+    """A start with a missing field or an unsafe id is refused with a clear error."""
+    from agentd.supervisor import SupervisorError
+
+    with pytest.raises(SupervisorError, match="argv"):
+        await sup._request("start", exec_id="X1", env={}, run_dir=str(data_dir / "runs" / "X1"))
+    with pytest.raises(SupervisorError, match="safe file name"):
+        await sup.start(spec(data_dir, ["true"], exec_id="../escape"))
+
+
+async def test_run_dir_that_exists_is_never_started_again(sup, data_dir):
+    """An id whose run dir exists without an exit record (an interrupted spawn) is refused."""
+    from agentd.supervisor import SupervisorError
+
+    s = spec(data_dir, ["true"])
+    os.makedirs(s.run_dir)
+    with pytest.raises(SupervisorError, match="not started twice"):
+        await sup.start(s)
+
+
+def test_log_write_error_is_counted_not_fatal(tmp_path):
+    """A failing log write (file size limit) drops the bytes, counts them and says why."""
+    import subprocess
+    import sys
+
+    code = f"""
+import resource, signal
+from pathlib import Path
+from agentd.supervisor.capture import LogSink
+from shared.logframe import Stream
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+sink = LogSink(Path({str(tmp_path)!r}), 1 << 20)
+for _ in range(10):
+    sink.write(Stream.STDOUT, memoryview(b"x" * 1000))
+total, dropped = sink.finish()
+print(total, dropped, sink.error)
+"""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    total, dropped, error = out.stdout.split(" ", 2)
+    assert total == "10000" and 6000 <= int(dropped) < 10000  # what fitted in 4 KiB is kept
+    assert "log write failed" in error
