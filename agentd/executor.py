@@ -28,7 +28,6 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,16 +82,14 @@ def exit_code_of(ex: Execution) -> int:
     """The exit code ``run --wait`` mirrors: the job's own, or a timeout(1)-style code."""
     if ex.status is S.SUCCESS:
         return 0
+    fixed = {S.TIMEOUT: 124, S.CANCELLED: 130, S.LOST: 125, S.SKIPPED: 3}
+    if ex.status in fixed:
+        return fixed[ex.status]
     if ex.exit_code is not None:
         return ex.exit_code
     if ex.signal:
         return 128 + ex.signal
-    return {S.TIMEOUT: 124, S.CANCELLED: 130, S.LOST: 125, S.SKIPPED: 3}.get(ex.status, 1)
-
-
-@dataclass(slots=True)
-class _Waiter:
-    future: asyncio.Future[Execution]
+    return 1
 
 
 class Executor:

@@ -19,6 +19,9 @@ default = "world"
 
 [job.exit5]
 command = "exit 5"
+
+[job.count]
+command = "for i in 1 2 3; do echo line $i; sleep 0.3; done"
 """
 
 
@@ -75,10 +78,11 @@ def test_jobs_and_status(cli_agent: AgentProc) -> None:
     assert {j["name"]: j["source"] for j in jobs} == {
         "hello": f"file:{path}",
         "exit5": f"file:{path}",
+        "count": f"file:{path}",
     }
     status = json.loads(cli_agent.cli("status", "--json").stdout)
     assert status["pid"] == cli_agent.proc.pid
-    assert status["jobs"] == 2
+    assert status["jobs"] == 3
 
 
 def test_status_without_agent_says_how_to_start_it(agent: AgentProc) -> None:
@@ -127,3 +131,13 @@ def test_sigterm_stops_cleanly_and_leaves_job_running(agent: AgentProc) -> None:
         lambda: [r for r in agent.executions("j") if r.status.is_final], what="the job's end"
     )
     assert row.id == first["id"] and row.status is S.SUCCESS
+
+
+def test_logs_follow_prints_live_output_until_the_end(cli_agent: AgentProc) -> None:
+    """logs --follow prints a running job's lines as they come and exits when it ends."""
+    ex = cli_agent.request("run", {"job": "count"})["execution"]
+    done = cli_agent.cli("logs", ex["id"], "--follow")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "line 1\nline 2\nline 3\n"
+    (row,) = [r for r in cli_agent.executions("count") if r.id == ex["id"]]
+    assert row.status.is_final
