@@ -2,9 +2,12 @@
 
 Reads a crontab (user format, or system format with a user column with
 ``--system``) and writes the equivalent ``jobs.d`` TOML to stdout or to
-``OUT``. Every line that could not be converted is listed on stderr with its
-line number and why; the exit code is 0 when every line converted, 1 when
-some did not (the jobs that did convert are still written).
+``OUT``. A user crontab's jobs run as ``--user``, or as the owner when the
+file is in cron's spool (``/var/spool/cron/crontabs/<user>``); otherwise a
+warning says they would run as the agent's user. Every line that could not
+be converted is listed on stderr with its line number and why; the exit code
+is 0 when every line converted, 1 when some did not (the jobs that did
+convert are still written).
 """
 
 from __future__ import annotations
@@ -49,7 +52,20 @@ def run(args: argparse.Namespace) -> int:
         raise BadArgument("FILE", f"cannot read {args.file}: {exc.strerror}") from None
     # Crontabs are bytes; a stray Latin-1 byte must not stop the import (it shows as U+FFFD).
     text = data.decode("utf-8", errors="replace")
-    result = import_crontab(text, system=args.system, user=args.user)
+    user = args.user
+    if not args.system and user is None:
+        user = spool_owner(Path(args.file)) if args.file != "-" else None
+        if user is not None:
+            print(f"{source}: a user crontab of {user!r}: its jobs run as {user}", file=sys.stderr)
+        else:
+            # A user crontab ran as its owner; without --user the agent's user (often
+            # root) would run it. Say so loudly rather than guess.
+            print(
+                f"{source}: warning: no --user given: these jobs will run as the agent's "
+                "user (root on a server); pass --user NAME if this is a user's crontab",
+                file=sys.stderr,
+            )
+    result = import_crontab(text, system=args.system, user=user)
     toml = result.to_toml(source=source)
     if args.output:
         _write(Path(args.output), toml, force=args.force)
@@ -64,6 +80,17 @@ def run(args: argparse.Namespace) -> int:
         f"{converted}{failed}" + (f"; wrote {args.output}" if args.output else ""), file=sys.stderr
     )
     return 1 if result.problems else 0
+
+
+SPOOL_DIRS = (Path("/var/spool/cron/crontabs"), Path("/var/spool/cron"))
+
+
+def spool_owner(path: Path, spool_dirs: tuple[Path, ...] = SPOOL_DIRS) -> str | None:
+    """The user a crontab in cron's spool belongs to (the file's name there), else None."""
+    resolved = path.absolute()
+    if resolved.parent in spool_dirs and resolved.name and not resolved.name.startswith("."):
+        return resolved.name
+    return None
 
 
 def _write(path: Path, text: str, *, force: bool) -> None:

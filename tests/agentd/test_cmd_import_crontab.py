@@ -51,7 +51,7 @@ def test_clean_crontab_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[
     """A crontab whose every line converts exits 0 and says how many jobs it made."""
     path = tmp_path / "crontab"
     path.write_text("@hourly /usr/bin/true\n")
-    assert main(["import-crontab", str(path)]) == 0
+    assert main(["import-crontab", "--user", "alice", str(path)]) == 0
     out = capsys.readouterr()
     assert out.err.strip() == "1 job(s) converted"
     assert "# Imported from " + str(path) in out.out
@@ -129,3 +129,23 @@ def test_user_option_sets_run_as(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert job.user == "alice"
     assert main(["import-crontab", "--system", "--user", "alice", str(path)]) == 2
     assert "--user: a system crontab names the user" in capsys.readouterr().err
+
+
+def test_spool_file_name_is_the_user() -> None:
+    """A crontab in cron's spool belongs to the user it is named after."""
+    from agentd.commands.import_crontab import spool_owner
+
+    assert spool_owner(Path("/var/spool/cron/crontabs/bob")) == "bob"
+    assert spool_owner(Path("/var/spool/cron/alice")) == "alice"
+    assert spool_owner(Path("/etc/crontab")) is None
+    assert spool_owner(Path("/var/spool/cron/crontabs/.tmp")) is None
+
+
+def test_user_crontab_without_user_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --user, the import warns that the jobs would run as the agent's user."""
+    path = tmp_path / "crontab"
+    path.write_text("@daily /bin/true\n")
+    assert main(["import-crontab", str(path)]) == 0
+    assert "warning: no --user given" in capsys.readouterr().err
