@@ -99,6 +99,12 @@ class SquAgent:
             subprocess.run(
                 self._agentd("init"), cwd=REPO, env=env, check=True, capture_output=True, timeout=60
             )
+        # Our own config: port 0, so benchmark agents never collide with each other, with
+        # tests, or with a real agent on the default port.
+        (self.data_dir / "agentd.toml").write_text(
+            f'[agent]\nname = "bench-{self.data_dir.name}"\n\n'
+            '[server]\nlisten = "127.0.0.1"\nport = 0\n'
+        )
         jobs_dir = self.data_dir / "jobs.d"
         jobs_dir.mkdir(exist_ok=True)
         (jobs_dir / "bench.toml").write_text(self.jobs)

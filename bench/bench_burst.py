@@ -37,15 +37,22 @@ def squ_burst(ctx: Context, count: int, *, lead_s: float, settle_s: float) -> Bu
     instant = math.floor(time.time() + lead_s)
     fields = {"command": stamp_command(stamp_file), "cron": cron_at(instant), "timezone": "UTC"}
     jobs = "".join(job_toml(f"burst-{i:04d}", **fields) for i in range(count))
-    with SquAgent(ctx, "burst-agent", jobs, ready_timeout_s=lead_s - 1):
+    with SquAgent(ctx, "burst-agent", jobs, ready_timeout_s=lead_s - 1) as agent:
         if time.time() >= instant:
             raise BenchError(f"the agent took more than {lead_s:.0f} s to load {count} jobs")
         end = instant + settle_s
         while time.time() < end and len(read_stamps(stamp_file)) < count:
             time.sleep(0.2)
+        # Missed = never going to run: no execution row for the tick, or one that was
+        # skipped or lost. A job still waiting to start at the end of the window is late,
+        # not missed: it counts in the lags at the window's length (a lower bound).
+        rows = agent.count("SELECT count(*) FROM executions")
+        dropped = agent.count("SELECT count(*) FROM executions WHERE status IN ('skipped', 'lost')")
     stamps = read_stamps(stamp_file)
-    lags = [s - instant for s in stamps]
-    return BurstResult(lags_s=lags, missed=count - len(stamps), elapsed_s=max(lags, default=0.0))
+    missed = count - rows + dropped
+    late = max(0, count - missed - len(stamps))
+    lags = [s - instant for s in stamps] + [settle_s] * late
+    return BurstResult(lags_s=lags, missed=missed, elapsed_s=max(lags, default=0.0), late=late)
 
 
 def run(ctx: Context) -> list[Row]:
@@ -59,12 +66,16 @@ def run(ctx: Context) -> list[Row]:
     squ: BurstResult | None
     note = ""
     try:
-        squ = squ_burst(ctx, count, lead_s=ctx.pick(25.0, 15.0), settle_s=settle_s)
+        # As long as the bound allows: a slow start is late, and its lag is measured.
+        squ_settle_s = max(settle_s, min(45.0, ctx.time_left() - 40.0))
+        squ = squ_burst(ctx, count, lead_s=ctx.pick(25.0, 15.0), settle_s=squ_settle_s)
     except BenchError as exc:
         squ, note = None, str(exc)
     raw_p99 = percentile(raw.lags_s, 99)
     squ_p99 = percentile(squ.lags_s, 99) if squ and squ.lags_s else None
     p99_ratio = ratio(squ_p99, raw_p99)
+    if squ is not None and squ.late:
+        note = f"{squ.late} not started after {squ_settle_s:.0f} s: p99 and ratio are lower bounds"
     aps_p99 = fmt_ms(percentile(aps.lags_s, 99)) if aps.lags_s else "-"
     return [
         Row(
@@ -74,11 +85,14 @@ def run(ctx: Context) -> list[Row]:
             ratio=None,
             goal="0 missed",
             passed=None if squ is None else squ.missed == 0,
-            note=note or f"APScheduler 3 missed {aps.missed} of {count} (default 1 s grace)",
+            note=f"APScheduler 3 missed {aps.missed} of {count} (default 1 s grace)"
+            + (f"; {note}" if note else ""),
         ),
         Row(
             metric=f"{count:,} jobs due together: p99 start lag",
-            squ="not built yet" if squ_p99 is None else fmt_ms(squ_p99),
+            squ="not built yet"
+            if squ_p99 is None
+            else (">= " if squ is not None and squ.late else "") + fmt_ms(squ_p99),
             reference=f"raw spawn loop {fmt_ms(raw_p99)}",
             ratio=p99_ratio,
             goal=f"<= {GOAL_RATIO}x raw spawn loop",

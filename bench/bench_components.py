@@ -35,8 +35,8 @@ def _import(name: str) -> Any:
 def supervisor_rows(ctx: Context) -> list[Row]:
     sup = _import("bench.bench_supervisor")
     data = ctx.scratch("supervisor-data")
-    spawns = ctx.pick(1000, 200)
-    sleepers = ctx.pick(200, 50)
+    spawns = ctx.pick(300, 100)
+    sleepers = ctx.pick(100, 50)
     try:
         ctx.log(f"supervisor alone: {spawns} x /bin/true fully recorded, 64 in flight")
         spawn = asyncio.run(sup.bench_spawn(data, spawns))
@@ -72,7 +72,7 @@ def supervisor_rows(ctx: Context) -> list[Row]:
 def store_rows(ctx: Context) -> list[Row]:
     store = _import("bench.bench_store")
     work = ctx.scratch("store")
-    n = ctx.pick(2000, 500)
+    n = ctx.pick(1000, 300)
     rows = []
     for sync in ("FULL", "NORMAL"):
         ctx.log(f"store alone: {n} execution life-cycles, synchronous={sync}, 16 in flight")

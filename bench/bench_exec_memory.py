@@ -91,7 +91,7 @@ def run(ctx: Context) -> list[Row]:
     ctx.log(f"squ-cron: {count} running sleep jobs")
     squ: float | None
     try:
-        squ, note = squ_memory_per_execution(ctx, count, sleep_s, lead_s=ctx.pick(20.0, 12.0))
+        squ, note = squ_memory_per_execution(ctx, count, sleep_s, lead_s=ctx.pick(12.0, 10.0))
     except BenchError as exc:
         squ, note = None, str(exc)
     return [

@@ -43,7 +43,7 @@ def squ_fire_lag(ctx: Context, ticks: int) -> list[float]:
 
 
 def run(ctx: Context) -> list[Row]:
-    ticks = ctx.pick(30, 6)
+    ticks = ctx.pick(20, 6)
     ctx.log(f"floor: asyncio sleep-until + spawn, {ticks} ticks")
     floor = floor_fire_lag(ctx.scratch("floor"), ticks)
     ctx.log(f"APScheduler 3: CronTrigger every second, {ticks} ticks")

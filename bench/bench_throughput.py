@@ -45,13 +45,13 @@ def squ_recorded_rate(ctx: Context, count: int, *, lead_s: float) -> tuple[float
 
 
 def run(ctx: Context) -> list[Row]:
-    count = ctx.pick(500, 150)
+    count = ctx.pick(300, 150)
     ctx.log(f"raw spawn rate: {count} x /bin/sh -c true, 64 in flight")
     raw = spawn_rate("true", count)
     ctx.log(f"squ-cron: {count} short jobs due together, until all are recorded")
     squ: float | None
     try:
-        squ, note = squ_recorded_rate(ctx, count, lead_s=ctx.pick(20.0, 12.0))
+        squ, note = squ_recorded_rate(ctx, count, lead_s=ctx.pick(12.0, 10.0))
     except BenchError as exc:
         squ, note = None, str(exc)
     r = ratio(squ, raw)

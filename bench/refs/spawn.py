@@ -42,6 +42,7 @@ class BurstResult:
     lags_s: list[float]
     missed: int
     elapsed_s: float
+    late: int = 0  # started after the observation window (their lag is a lower bound)
 
 
 def lags_after_instants(stamps: list[float], instants: list[float]) -> list[float]:
