@@ -58,6 +58,8 @@ class ServerConfig:
     # our own output: frames waiting for a slow peer before it is closed (4030)
     max_queued_frames: int = 256
     send_timeout_s: float = 30.0
+    # requests in progress when a link closes get this long to finish before cancel
+    request_grace_s: float = 5.0
     # feeds
     feed_interval_s: float = 0.5
     heartbeat_interval_s: float = 5.0

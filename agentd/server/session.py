@@ -100,8 +100,17 @@ class Session:
         finally:
             code = self.ws.close_code if self.ws.close_code is not None else 1006
             self.conn.receive_closed(code, self.ws.close_reason or "")
-            for task in (*self._tasks, ticker, logs):
-                task.cancel()
+            ticker.cancel()
+            logs.cancel()
+            if self._tasks:
+                # Requests already being served finish (a run half-started because its
+                # caller hung up is worse than a reply nobody reads), within a grace period.
+                _, late = await asyncio.wait(set(self._tasks), timeout=self.config.request_grace_s)
+                for task in late:
+                    log.warning(
+                        "%s from %s cancelled after the link closed", task.get_name(), self._who()
+                    )
+                    task.cancel()
             # Let the writer send what is queued (a refusal's reason) before closing.
             with contextlib.suppress(asyncio.QueueFull):
                 self._out.put_nowait(_STOP)
