@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,10 +74,14 @@ class JobsDir:
     ``asyncio.to_thread``.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, owners: Mapping[str, Path] | None = None) -> None:
+        """``owners``: job name -> file that declared it before (e.g. from the store's
+        ``file:`` sources at start-up), so a file added while the agent was down cannot
+        take over a job another file already declared.
+        """
         self.path = Path(path)
         self._good: dict[Path, tuple[Job, ...]] = {}
-        self._owner: dict[str, Path] = {}
+        self._owner: dict[str, Path] = {name: Path(file) for name, file in (owners or {}).items()}
         # path -> (sha256 of the bytes, what parsing them gave): an unchanged file is not
         # parsed again, so a reload of a large jobs.d costs reads, not parses.
         self._parsed: dict[Path, tuple[bytes, tuple[Job, ...] | InvalidJobFile]] = {}

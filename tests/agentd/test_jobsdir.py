@@ -251,3 +251,12 @@ def test_sticky_world_writable_parent_is_accepted(tmp_path: Path) -> None:
     jobs_d.chmod(0o755)
     write(jobs_d / "a.toml", job_toml("backup"))
     assert list(JobsDir(jobs_d).load().jobs) == ["backup"]
+
+
+def test_owners_from_before_a_restart_are_kept(jobs_d: Path) -> None:
+    """Seeded with the previous owners, a file added while the agent was down cannot take over."""
+    z = write(jobs_d / "z.toml", job_toml("backup", "0 1 * * *"))
+    a = write(jobs_d / "a.toml", job_toml("backup", "0 2 * * *"))
+    result = JobsDir(jobs_d, owners={"backup": z}).load()
+    assert result.jobs["backup"].file == z
+    assert [e.file for e in result.errors] == [a]
