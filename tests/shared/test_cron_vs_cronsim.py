@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
 from cronsim import CronSim
@@ -267,3 +267,61 @@ def test_day_of_month_that_never_occurs_is_rejected_like_cronsim() -> None:
         parse("0 0 30 2 *")
     with pytest.raises(Exception, match="Bad day-of-month"):
         CronSim("0 0 30 2 *", datetime(2026, 1, 1, tzinfo=UTC))
+
+
+ALL_ZONES = sorted(available_timezones())
+SAMPLE_FIXED = ("0 0 * * *", "30 0 * * *", "0 2 * * *", "30 23 * * *", "0,30 0-3 * * *")
+SAMPLE_WILDCARD = ("*/30 * * * *", "15 * * * *", "* 0 * * *")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # about a minute per year on 2 cores
+@pytest.mark.parametrize("year", [2026, 2011, 1995])
+def test_every_zone_matches_the_references_around_its_changes(year: int) -> None:
+    """Every IANA zone (midnight changes, 2 h shifts, Samoa's lost day) matches the references."""
+    for zone in ALL_ZONES:
+        tz = ZoneInfo(zone)
+        for change in transitions(zone, year)[:4]:
+            start, end = change - timedelta(hours=30), change + timedelta(hours=30)
+            for expr in SAMPLE_FIXED:
+                assert ours(expr, tz, start, end) == theirs(expr, tz, start, end), (zone, expr)
+            for expr in SAMPLE_WILDCARD:
+                assert ours(expr, tz, start, end) == brute_force(expr, tz, start, end), (zone, expr)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    expr=FIVE_FIELDS,
+    zone=st.sampled_from(ALL_ZONES),
+    year=st.integers(1990, 2030),
+    which=st.integers(0, 3),
+    lead_minutes=st.integers(0, 30 * 60),
+)
+def test_fire_times_are_increasing_and_each_is_a_match_or_a_gap_end(
+    expr: str, zone: str, year: int, which: int, lead_minutes: int
+) -> None:
+    """In any zone and year, ticks increase strictly, stay in the window, and match the fields
+    (or, for fixed-time schedules, sit where a gap ends)."""
+    try:
+        record = parse(expr)
+    except InvalidSchedule:
+        return
+    tz = ZoneInfo(zone)
+    changes = transitions(zone, year)
+    start = changes[which % len(changes)] - timedelta(minutes=lead_minutes)
+    end = start + timedelta(days=2)
+    got = list(itertools.islice(fire_times(record, tz=tz, after=start, until=end), MAX_TICKS))
+    stamps = [t.timestamp() for t in got]
+    assert stamps == sorted(set(stamps))
+    assert all(start.timestamp() < s <= end.timestamp() for s in stamps)
+    for tick in got:
+        assert tick.tzinfo is tz
+        matches = (
+            tick.minute in record.minutes
+            and tick.hour in record.hours
+            and record.matches_day(tick.date())
+        )
+        before = datetime.fromtimestamp(tick.timestamp() - 1, tz)
+        # A gap's end is an instant where the offset changes; the second before has another.
+        at_gap_end = record.is_fixed_time and before.utcoffset() != tick.utcoffset()
+        assert matches or at_gap_end, tick.isoformat()
