@@ -34,6 +34,7 @@ from typing import Any
 from agentd import logs as joblogs
 from agentd import procenv
 from agentd.store import executions as ex_sql
+from agentd.store import meta
 from agentd.supervisor import DiskFull as SupervisorDiskFull
 from agentd.supervisor import (
     ExitRecord,
@@ -129,7 +130,7 @@ class Executor:
 
     # -- creating ----------------------------------------------------------------
 
-    async def create(
+    def build(
         self,
         record: JobRecord,
         *,
@@ -141,13 +142,14 @@ class Executor:
         triggered_by: str = "",
         status: S = S.QUEUED,
         reason: str = "",
-    ) -> Execution | None:
-        """Commit a new execution row; None if this scheduled tick already has one.
+    ) -> Execution:
+        """A new execution record (not yet stored). Parameters are validated here.
 
-        Call ``start()`` (or ``arm``) next. A row to start at once is created
-        ``queued`` (one commit before the spawn, not two); a delayed one (a retry)
-        ``pending``. Parameters are validated here, so a bad override is refused
-        before any row exists.
+        A row to start at once is ``queued`` (one commit before the spawn, not
+        two); a delayed one (a retry) ``pending``. A scheduled tick gets the
+        deterministic id of (job, scheduled_for). A bad manual override raises
+        ``InvalidParameter``; a scheduled tick whose parameters have no usable
+        default becomes a ``skipped`` row saying so.
         """
         now = self.wall()
         if trigger is Trigger.SCHEDULE and scheduled_for is not None:
@@ -159,9 +161,8 @@ class Executor:
         except SquError as exc:
             if trigger in (Trigger.MANUAL, Trigger.API):
                 raise  # the operator hears it at once; no row
-            # A scheduled tick of a job whose parameters have no usable defaults is recorded.
             resolved, status, reason = {}, S.SKIPPED, f"not started: {exc.message}"
-        ex = Execution(
+        return Execution(
             id=exec_id,
             job=record.job.name,
             server=self.server,
@@ -175,7 +176,22 @@ class Executor:
             params={k: str(v) for k, v in resolved.items()},
             reason=reason,
         )
-        return await self.store.call(ex_sql.insert_execution, ex)
+
+    async def create(self, record: JobRecord, **fields: Any) -> Execution | None:
+        """Build and commit one execution (see ``build``); None if its tick already has a row.
+
+        Call ``start()`` (or ``arm``) next.
+        """
+        return await self.store.call(ex_sql.insert_execution, self.build(record, **fields))
+
+    async def insert_batch(
+        self, rows: list[Execution], state: Mapping[str, Any] | None = None
+    ) -> list[Execution]:
+        """Commit many rows (and meta ``state``) in one transaction: one fsync for a burst.
+
+        Returns the rows that were new (a tick already recorded is left out).
+        """
+        return await self.store.call(_insert_batch, rows, dict(state or {}))
 
     def start_soon(self, ex: Execution) -> None:
         """Start ``ex`` in a task of its own, so one slow spawn never delays a tick."""
@@ -568,6 +584,14 @@ def _tail(run_dir: Path, stream: str) -> str:
         return joblogs.tail_text(run_dir, stream, TAIL_BYTES)
     except (OSError, SquError):
         return ""
+
+
+def _insert_batch(db: Any, rows: list[Execution], state: dict[str, Any]) -> list[Execution]:
+    with db.atomic():
+        inserted = ex_sql.insert_executions(db, rows) if rows else []
+        for key, value in state.items():
+            meta.set(db, key, value)
+    return inserted
 
 
 def _finish_and_retry(
