@@ -215,6 +215,7 @@ class Connection:
         self._events: list[Event] = []
         self._out: list[str] = []
         self._close: tuple[int, str] | None = None
+        self._closed_reported = False
         self._opened_at: float | None = None
         # server: request ids waiting for our reply -> method
         self._pending_in: dict[int, str] = {}
@@ -260,8 +261,9 @@ class Connection:
 
     def receive_closed(self, code: int, reason: str) -> None:
         """The transport closed (either side started it). Pending requests fail."""
-        if self.state is State.CLOSED and any(isinstance(e, Closed) for e in self._events):
+        if self._closed_reported:
             return
+        self._closed_reported = True
         for rid in list(self._pending_out):
             self._pending_out.pop(rid)
             self._events.append(

@@ -500,3 +500,13 @@ def test_deep_nesting_is_a_bad_request_not_a_crash(where: str) -> None:
     (err,) = sent_errors(pair.server)
     assert err.code == ErrorCode.BAD_REQUEST
     assert pair.server.state is State.OPEN
+
+
+def test_closed_is_reported_once() -> None:
+    """A second receive_closed (both ends closing) produces no second Closed event."""
+    pair = Pair()
+    pair.login()
+    pair.client.receive_closed(1000, "bye")
+    pair.client.events_received()
+    pair.client.receive_closed(1006, "again")
+    assert pair.client.events_received() == []
