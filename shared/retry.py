@@ -14,21 +14,19 @@ Delay for the attempt that just ended, ``retry_index`` (0 = the first run)::
 so the first retry waits ``delay_s`` in both modes, and jitter spreads a
 fleet's retries over up to ``jitter`` of the delay (it may exceed the cap by
 that fraction). ``lost`` executions are never retried: the job may have run,
-and nothing may run twice.
+and nothing may run twice. Policies are validated where jobs enter
+(``shared.jobs.parse_job``); out-of-range values here are clamped, not trusted.
 """
 
 from __future__ import annotations
 
-import math
 import random
 
 from shared.enums import Backoff, ExecutionStatus, RetryOn
-from shared.errors import InvalidJob
 from shared.models import RetryPolicy
 
-__all__ = ["MAX_RETRY_COUNT", "next_delay_s", "validate_policy"]
+__all__ = ["next_delay_s"]
 
-MAX_RETRY_COUNT = 100
 # 2**60 seconds outlives everything; clamping keeps the float finite for any index.
 _MAX_EXPONENT = 60
 
@@ -60,46 +58,3 @@ def next_delay_s(
     delay = min(delay, max(policy.max_delay_s, 0.0))
     jitter = min(max(policy.jitter, 0.0), 1.0)
     return delay * (1.0 + jitter * rng.random())
-
-
-def validate_policy(policy: RetryPolicy, *, where: str = "") -> None:
-    """Raise ``InvalidJob`` naming the ``retry.*`` field that is out of range.
-
-    Call where a job enters the system (``shared.jobs.parse_job``), so the
-    executor never sees a policy that makes no sense.
-    """
-    checks: list[tuple[str, object, bool, str]] = [
-        (
-            "retry.count",
-            policy.count,
-            0 <= policy.count <= MAX_RETRY_COUNT,
-            f"must be 0-{MAX_RETRY_COUNT}",
-        ),
-        (
-            "retry.delay_s",
-            policy.delay_s,
-            math.isfinite(policy.delay_s) and policy.delay_s >= 0,
-            "must be a number of seconds >= 0",
-        ),
-        (
-            "retry.max_delay_s",
-            policy.max_delay_s,
-            math.isfinite(policy.max_delay_s) and policy.max_delay_s >= policy.delay_s,
-            "must be a number of seconds >= retry.delay_s",
-        ),
-        (
-            "retry.jitter",
-            policy.jitter,
-            math.isfinite(policy.jitter) and 0 <= policy.jitter <= 1,
-            "must be a fraction 0-1 (0.1 = up to 10% added)",
-        ),
-        (
-            "retry.on",
-            list(policy.on),
-            policy.count == 0 or bool(policy.on),
-            "must name failed and/or timeout when retry.count > 0",
-        ),
-    ]
-    for field, value, ok, why in checks:
-        if not ok:
-            raise InvalidJob(field, why, where=where, value=value)

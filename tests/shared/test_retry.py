@@ -7,9 +7,8 @@ import random
 import pytest
 
 from shared.enums import Backoff, ExecutionStatus, RetryOn
-from shared.errors import InvalidJob
 from shared.models import RetryPolicy
-from shared.retry import next_delay_s, validate_policy
+from shared.retry import next_delay_s
 
 FAILED = ExecutionStatus.FAILED
 TIMEOUT = ExecutionStatus.TIMEOUT
@@ -112,29 +111,3 @@ def test_negative_retry_index_is_our_misuse() -> None:
     """A negative retry_index raises ValueError."""
     with pytest.raises(ValueError, match="retry_index"):
         next_delay_s(policy(), -1, FAILED, NO_JITTER)
-
-
-@pytest.mark.parametrize(
-    ("kw", "field"),
-    [
-        ({"count": -1}, "retry.count"),
-        ({"count": 101}, "retry.count"),
-        ({"delay_s": -1.0}, "retry.delay_s"),
-        ({"delay_s": float("nan")}, "retry.delay_s"),
-        ({"delay_s": 100.0, "max_delay_s": 50.0}, "retry.max_delay_s"),
-        ({"jitter": 1.5}, "retry.jitter"),
-        ({"on": ()}, "retry.on"),
-    ],
-)
-def test_validate_policy_names_the_bad_field(kw: dict[str, object], field: str) -> None:
-    """validate_policy raises InvalidJob naming the retry field and the place."""
-    with pytest.raises(InvalidJob) as caught:
-        validate_policy(policy(**kw), where="jobs.d/backup.toml")
-    assert caught.value.field == field
-    assert caught.value.message.startswith(f"jobs.d/backup.toml: {field}: must ")
-
-
-def test_validate_policy_accepts_defaults() -> None:
-    """The default policy and a typical exponential one are valid."""
-    validate_policy(RetryPolicy())
-    validate_policy(policy(backoff=Backoff.EXPONENTIAL, max_delay_s=600.0, jitter=0.1))
