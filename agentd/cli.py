@@ -26,6 +26,7 @@ COMMANDS = (
     "logs",
     "next",
     "import_crontab",
+    "check",
 )
 
 
