@@ -745,8 +745,9 @@ class Supervisor:
                     await self._terminate(run, include_main=False)
             self._drain_now(run)
             # Normally EOF is already here; a leftover we were told to keep may hold the pipe.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(run.pipes_closed.wait(), 1.0)
+            if not run.pipes_closed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(run.pipes_closed.wait(), 1.0)
             self._drain_now(run)
             for fd in list(run.pipes):
                 self._close_pipe(run, fd)
