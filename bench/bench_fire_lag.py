@@ -11,6 +11,7 @@ so it only gets a note). Goal: squ-cron p99 <= 1.5x the floor's p99.
 from __future__ import annotations
 
 import shutil
+import statistics
 import time
 
 from bench.agent import SquAgent, job_toml
@@ -24,22 +25,40 @@ __all__ = ["run", "squ_fire_lag"]
 GOAL_RATIO = 1.5
 
 
-def squ_fire_lag(ctx: Context, ticks: int) -> list[float]:
-    """Lags (s) of ``ticks`` consecutive every-second starts of one squ-cron job."""
+def squ_fire_lag(ctx: Context, ticks: int) -> tuple[list[float], str]:
+    """Lags (s) of ``ticks`` consecutive every-second starts of one squ-cron job, and
+    where the median tick spent its lag (from the execution rows' own times)."""
     stamp_file = ctx.work_dir / "squ-fire.stamps"
     jobs = job_toml("tick", command=stamp_command(stamp_file), cron="* * * * * *")
-    with SquAgent(ctx, "fire-lag-agent", jobs):
+    with SquAgent(ctx, "fire-lag-agent", jobs) as agent:
         # Skip the first two starts: the agent may still be settling after load.
         skip = 2
         wanted = ticks + skip
         deadline = time.monotonic() + wanted + 10
         while len(read_stamps(stamp_file)) < wanted and time.monotonic() < deadline:
             time.sleep(0.5)
+        times = agent.rows(
+            "SELECT scheduled_for, created_at, started_at FROM executions "
+            "WHERE scheduled_for IS NOT NULL AND started_at IS NOT NULL"
+        )
     stamps = sorted(read_stamps(stamp_file))[skip : skip + ticks]
     if not stamps:
         raise BenchError("the job never started")
     # Due at the whole second just before the start (the lag is far below 1 s).
-    return [s - int(s) for s in stamps]
+    by_tick = {int(s): s for s in stamps}
+    parts = [
+        (created - due, started - created, by_tick[int(due)] - started)
+        for due, created, started in times
+        if int(due) in by_tick
+    ]
+    split = ""
+    if parts:
+        med = [statistics.median(p[i] for p in parts) * 1000 for i in range(3)]
+        split = (
+            f"; median split: due -> row {med[0]:.1f} ms, row -> started_at {med[1]:.1f} ms, "
+            f"started_at -> child's stamp {med[2]:.1f} ms"
+        )
+    return [s - int(s) for s in stamps], split
 
 
 def run(ctx: Context) -> list[Row]:
@@ -50,9 +69,9 @@ def run(ctx: Context) -> list[Row]:
     aps = aps_fire_lag(ctx.scratch("aps"), ticks)
     ctx.log(f"squ-cron: agent with one every-second job, {ticks} ticks")
     squ: list[float] | None
-    note = ""
+    note = split = ""
     try:
-        squ = squ_fire_lag(ctx, ticks)
+        squ, split = squ_fire_lag(ctx, ticks)
     except BenchError as exc:
         squ, note = None, str(exc)
 
@@ -75,7 +94,7 @@ def run(ctx: Context) -> list[Row]:
             ratio=ratio(value(squ, 50), value(floor, 50)),
             goal="(p99 is judged)",
             passed=None,
-            note=note or n,
+            note=(note or n) + split,
         ),
         Row(
             metric="fire lag p99, idle agent",
