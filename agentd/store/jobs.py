@@ -10,7 +10,6 @@ message and the deletion itself can be synced; ``prune_deleted`` drops old ones.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import msgspec
@@ -20,6 +19,7 @@ from agentd.store.errors import JobDeclaredInFile, StaleJobVersion
 from agentd.store.executions import raise_history_floor
 from agentd.store.schema import next_seq
 from shared.errors import UnknownJob
+from shared.jobs import definition_hash as shared_definition_hash
 from shared.models import Job, JobRecord
 
 __all__ = [
@@ -71,9 +71,8 @@ def canonical_json(job: Job) -> bytes:
     return msgspec.json.encode(job, order="sorted")
 
 
-def definition_hash(job: Job) -> str:
-    """sha256 (hex) of ``canonical_json``: what an approval signs and what detects a real edit."""
-    return hashlib.sha256(canonical_json(job)).hexdigest()
+# One definition of the hash (approvals sign it): shared.jobs owns it.
+definition_hash = shared_definition_hash
 
 
 def put_job(
