@@ -72,6 +72,10 @@ MACROS: dict[str, str | None] = {
     "@reboot": None,
 }
 
+# Fire times and `at` times stay inside these years, away from datetime's limits.
+_MIN_YEAR = 1900
+_MAX_YEAR = 9998
+
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
@@ -346,6 +350,8 @@ def parse_at(text: str, tz: ZoneInfo) -> datetime:
             str(text),
             "not an ISO 8601 time (e.g. 2026-12-01T02:30 or 2026-12-01T02:30:00+01:00)",
         ) from None
+    if not _MIN_YEAR <= parsed.year <= _MAX_YEAR:
+        raise InvalidSchedule(text, f"year {parsed.year} is out of range {_MIN_YEAR}-{_MAX_YEAR}")
     if parsed.tzinfo is not None:
         return parsed.astimezone(tz)
     return datetime.fromtimestamp(_fixed_instant(parsed, tz), tz)
@@ -372,7 +378,7 @@ def fire_times(
     """Fire times in ``(after, until]``, oldest first, as aware datetimes in ``tz``.
 
     ``after`` and ``until`` are aware (any zone). With ``until=None`` the
-    iterator is endless (it stops at year 9999); take what you need. Work is
+    iterator is endless (it stops at the end of year 9998); take what you need. Work is
     proportional to the ticks yielded plus the hours skipped, so a call over a
     short window is cheap whatever the schedule.
     """
@@ -395,7 +401,12 @@ def _iterate(
     pending: list[int] = []  # instants of hours next to a DST change, sorted on flush
     minutes = sorted(record.minutes)
     seconds = sorted(record.seconds)
-    start = datetime.fromtimestamp(after_ts, tz)
+    try:
+        start = datetime.fromtimestamp(after_ts, tz)
+    except (ValueError, OverflowError):
+        return  # beyond datetime's calendar in this zone
+    if start.year > _MAX_YEAR:
+        return  # the end of datetime's calendar is near: nothing to schedule there
     # Wall times before `after`'s can be later instants only through a fall-back
     # change ahead (the repeated wall times), so start that much earlier. A gap
     # needs nothing: its wall times all come after a pre-gap `after`.
@@ -453,7 +464,7 @@ def _hours(
     first_hours = [h for h in hours if h >= start_hour]
     year, month = start_day.year, start_day.month
     first_day = start_day.day
-    while year <= 9999:
+    while year <= _MAX_YEAR:
         if month in record.months:
             for day in range(first_day, calendar.monthrange(year, month)[1] + 1):
                 current = date(year, month, day)

@@ -437,3 +437,18 @@ def test_start_just_before_the_repeated_hour_sees_its_second_pass() -> None:
     after = datetime(2026, 11, 1, 1, 50, tzinfo=NY)
     got = next_fire_times("*/20 * * * *", tz=NY, after=after, n=2)
     assert iso(got) == ["2026-11-01T01:00:00-05:00", "2026-11-01T01:20:00-05:00"]
+
+
+def test_parse_at_refuses_years_outside_the_calendar_we_schedule() -> None:
+    """An `at` year past 9998 (or before 1900) is refused, not a crash."""
+    with pytest.raises(InvalidSchedule, match="year 9999 is out of range 1900-9998"):
+        parse_at("9999-12-31T23:00", NY)
+
+
+def test_fire_times_stop_at_the_end_of_the_calendar() -> None:
+    """Near datetime's last year the iterator ends instead of overflowing."""
+    after = datetime(9998, 12, 31, 12, tzinfo=NY)
+    assert next_fire_times("@daily", tz=NY, after=after, n=3) == []
+    assert next_fire_times("@daily", tz=NY, after=datetime(9999, 6, 1, tzinfo=UTC), n=3) == []
+    last = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+    assert next_fire_times("@daily", tz=ZoneInfo("Pacific/Kiritimati"), after=last, n=1) == []
