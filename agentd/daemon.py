@@ -49,6 +49,10 @@ log = logging.getLogger("agentd")
 
 STOP_GRACE_S = 5.0
 UPKEEP_EVERY_S = 60.0
+LISTEN_RETRY_S = 30.0
+# Retention scans every run dir: often enough to keep the disk in check, rarely enough
+# to cost nothing on an agent that keeps months of per-minute runs.
+RETENTION_EVERY_S = 900.0
 
 
 class AgentFailed(SquError):
@@ -76,6 +80,7 @@ class Agent:
         self.executor: Executor | None = None
         self.scheduler: Scheduler | None = None
         self.control: control.ControlServer | None = None
+        self.ws_server: Any = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -144,6 +149,56 @@ class Agent:
         self.control = control.ControlServer(control.socket_path(self.data_dir), self._handlers())
         await self.control.start()
 
+    async def _serve_wire(self) -> None:
+        """Listen for consoles; a port in use is retried, never a reason to stop running jobs."""
+        # DESIGN.md: consoles connect over the wire; wss:// with the agent's certificate,
+        # plain ws:// only on loopback (start_server refuses anything else, loudly).
+        from agentd import __version__
+        from agentd.server.boot import start_server
+
+        host, port = self.config.listen_host, self.config.listen_port
+        while self.ws_server is None:
+            try:
+                self.ws_server = await start_server(
+                    self.store,
+                    data_dir=self.data_dir,
+                    agent_name=self.server,
+                    agent_version=__version__,
+                    host=host,
+                    port=port,
+                    executor=self.executor,
+                    containment=str(getattr(self.supervisor, "containment", "process-group")),
+                    on_jobs_changed=self._jobs_changed_on_wire,
+                )
+            except SquError as exc:
+                # No certificate off loopback, unreadable key: config to fix, not to retry.
+                log.error("not listening for consoles: %s (jobs keep running)", exc.message)
+                return
+            except OSError as exc:
+                log.error(
+                    "cannot listen on %s:%d (%s); retrying in %g s (jobs keep running)",
+                    host,
+                    port,
+                    exc,
+                    LISTEN_RETRY_S,
+                )
+                await asyncio.sleep(LISTEN_RETRY_S)
+
+    def listen_url(self) -> str:
+        """Where consoles reach this agent ("" until listening): ``status`` reports it."""
+        if self.ws_server is None:
+            return ""
+        scheme = "wss" if (self.data_dir / "tls" / "agent.crt").exists() else "ws"
+        host = self.config.listen_host
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{self.ws_server.port}"
+
+    async def _jobs_changed_on_wire(self) -> None:
+        # A job edited over the wire is already in the store: refresh the in-memory table.
+        self.jobs.clear()
+        self.jobs.update(await jobsync.load_table(self.store))
+        self._scheduler().jobs_changed()
+
     async def _serve(self) -> None:
         scheduler, executor = self._scheduler(), self._executor()
         async with asyncio.TaskGroup() as tg:
@@ -151,15 +206,20 @@ class Agent:
             exits = tg.create_task(self._consume_exits(), name="exits")
             upkeep = tg.create_task(self._upkeep(), name="upkeep")
             reloads = tg.create_task(self._reload_on_signal(), name="reload")
+            wire = tg.create_task(self._serve_wire(), name="wire")
             log.info("agent ready: %d job(s)", len(self.jobs))
             await self._stop.wait()
             ticking.cancel()  # no new ticks while we stop
             reloads.cancel()
             await executor.drain(STOP_GRACE_S)
-            for task in (exits, upkeep):
+            for task in (exits, upkeep, wire):
                 task.cancel()
 
     async def _close(self) -> None:
+        if self.ws_server is not None:
+            self.ws_server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws_server.wait_closed(), STOP_GRACE_S)
         if self.control is not None:
             await self.control.close()
         if self.supervisor is not None:
@@ -199,23 +259,28 @@ class Agent:
                 log.exception("reload failed; keeping the current jobs")
 
     async def _upkeep(self) -> None:
+        last_retention = 0.0
         while True:
             await asyncio.sleep(UPKEEP_EVERY_S)
             try:
-                await self.upkeep()
+                await self._executor().retry_unacked()
+                if time.monotonic() - last_retention >= RETENTION_EVERY_S:
+                    last_retention = time.monotonic()
+                    await self.retention()
             except Exception:
                 log.exception("upkeep failed; carrying on")
 
-    async def upkeep(self) -> None:
-        """Exits not yet recorded, history and log retention; the upkeep loop calls it."""
-        await self._executor().retry_unacked()
+    async def retention(self) -> None:
+        """Remove history and run dirs older than the configured retention."""
         now = time.time()
         pruned = await self.store.call(
             ex_sql.prune, older_than=now - self.config.history_days * 86400
         )
         if pruned:
             log.info("history retention: removed %d execution(s)", pruned)
-        await asyncio.to_thread(joblogs.apply_retention, self.config)
+        removed = await asyncio.to_thread(joblogs.apply_retention, self.config)
+        if removed:
+            log.info("log retention: removed %d run dir(s)", len(removed))
 
     async def reload(self) -> dict[str, Any]:
         """Load ``jobs.d`` into the store and refresh the job table; returns what changed."""
@@ -262,6 +327,7 @@ class Agent:
             "supervisor_pid": getattr(self.supervisor, "supervisor_pid", 0),
             "job_errors": self.job_errors,
             "refusing_new_work": executor.refusing_reason,
+            "listen": self.listen_url(),
         }
 
     async def _h_jobs(self, params: dict[str, Any]) -> list[dict[str, Any]]:

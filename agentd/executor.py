@@ -45,7 +45,7 @@ from agentd.supervisor import (
 from shared import ids, retry
 from shared.enums import ExecutionStatus as S
 from shared.enums import Trigger
-from shared.errors import SquError, UnknownExecution
+from shared.errors import IllegalTransition, SquError, UnknownExecution
 from shared.jobs import parse_params
 from shared.models import Execution, JobRecord
 from shared.status import Event
@@ -195,9 +195,7 @@ class Executor:
 
     def start_soon(self, ex: Execution) -> None:
         """Start ``ex`` in a task of its own, so one slow spawn never delays a tick."""
-        task = asyncio.create_task(self._start_logged(ex), name=f"start-{ex.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background(self._start_logged(ex), f"start-{ex.id}")
 
     async def _start_logged(self, ex: Execution) -> None:
         try:
@@ -307,9 +305,14 @@ class Executor:
             # same record arrives through exits() and finishes the row there.
             return ex
         # boot id and start ticks live in the run dir's started.json (the supervisor's).
-        ex = await self.store.call(
-            ex_sql.apply_event, ex.id, Event.START, now=started.started_at, pid=started.pid
-        )
+        try:
+            ex = await self.store.call(
+                ex_sql.apply_event, ex.id, Event.START, now=started.started_at, pid=started.pid
+            )
+        except IllegalTransition:
+            # A job that ended at once may have been finished by the exit consumer
+            # first (it records the start itself): nothing is missing.
+            return await self.store.call(ex_sql.get_execution, ex.id)
         log.info(
             "started %s (%s, %s) pid %s%s",
             ex.id,
@@ -463,11 +466,10 @@ class Executor:
         done, follow = await self.store.call(
             _finish_and_retry, ex.id, event, fields, follow, rec.finished_at
         )
-        try:
-            await asyncio.to_thread(joblogs.archive, run_dir)
-        except Exception:
-            log.exception("archiving the log of %s failed (kept uncompressed)", ex.id)
         await self.supervisor.ack(rec.exec_id)
+        # Compressing can take a while for a big log: off the exit path, so the next
+        # exits are recorded at once. A log left uncompressed (crash) is still readable.
+        self._background(self._archive(ex.id, run_dir), f"archive-{ex.id}")
         log.info(
             "finished %s (%s): %s exit=%s%s",
             done.id,
@@ -480,6 +482,17 @@ class Executor:
         )
         self._after_final(done, follow)
         return done
+
+    async def _archive(self, exec_id: str, run_dir: Path) -> None:
+        try:
+            await asyncio.to_thread(joblogs.archive, run_dir)
+        except Exception:
+            log.exception("archiving the log of %s failed (kept uncompressed)", exec_id)
+
+    def _background(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _retry_row(self, ex: Execution, status: S, now: float) -> Execution | None:
         """The next attempt of ``ex``'s run, if its job's retry policy asks for one."""

@@ -37,6 +37,29 @@ def test_failing_job_with_two_retries_gives_three_executions(agent: AgentProc) -
     assert all("trying" in r.stdout_tail for r in rows)
 
 
+def test_retry_waiting_for_its_delay_survives_kill9(agent: AgentProc) -> None:
+    """A retry committed but still waiting for its delay runs after kill -9 and a restart."""
+    agent.write_jobs(
+        "fail.toml",
+        """
+        [job.fail]
+        command = "exit 3"
+        retry = { count = 1, delay_s = 2, jitter = 0.0 }
+        """,
+    )
+    agent.start()
+    agent.request("run", {"job": "fail"})
+    wait_for(
+        lambda: [r for r in agent.executions("fail") if r.status is S.PENDING],
+        what="the retry to be committed",
+    )
+    agent.kill9()
+    agent.start()
+    rows = wait_for(lambda: _final(agent, "fail", 2), what="the retry to run")
+    assert [(r.retry_index, r.status) for r in rows] == [(0, S.FAILED), (1, S.FAILED)]
+    assert rows[0].run_id == rows[1].run_id
+
+
 def test_timeout_kills_setsid_grandchild(agent: AgentProc) -> None:
     """A timed-out job whose grandchild escaped with setsid leaves no process behind."""
     marker = agent.data_dir / "escaped-marker"
