@@ -295,3 +295,21 @@ async def test_job_changes_call_the_daemons_reload(start_agent: StartAgent) -> N
     await client.call("jobs.disable", JobName(name="backup"))
     await client.call("jobs.delete", DeleteJob(name="backup"))
     assert calls == ["reload"] * 3
+
+
+async def test_notify_pushes_without_waiting_for_the_poll(start_agent: StartAgent) -> None:
+    """Server.notify() wakes the feed: the change is pushed long before the 60 s poll."""
+    agent, client = await with_job(start_agent, feed_interval_s=60.0)
+    watcher = await agent.login(Role.VIEWER)
+    await watcher.call("subscribe", Subscribe(topic="executions"))
+    run = await client.call("run", RunParams(job="backup"))
+    agent.server.notify()
+    assert (await watcher.next_event("executions")).id == run.execution_id
+
+
+async def test_close_tells_clients_the_agent_is_stopping(start_agent: StartAgent) -> None:
+    """Server.close() closes every connection with 1001 and a reason."""
+    agent = await start_agent()
+    client = await agent.login(Role.VIEWER)
+    agent.server.close()
+    assert await client.raw_frames_until_close() == (1001, "agent stopping")
