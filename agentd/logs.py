@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import msgspec
 
+from agentd.supervisor.journal import read_journal
 from shared.errors import SquError, UnknownExecution
 from shared.logframe import HEADER, MAGIC, Frame, FrameDecoder, Kind, Stream
 
@@ -105,8 +106,11 @@ def _open_log(run_dir: Path) -> IO[bytes]:
             if run_dir.is_dir():
                 return io.BytesIO(MAGIC)  # the job has printed nothing (yet)
             raise UnknownExecution(run_dir.name) from None
-    if f.read(len(MAGIC)) != MAGIC:
+    head = f.read(len(MAGIC))
+    if head != MAGIC:
         f.close()
+        if MAGIC.startswith(head):
+            return io.BytesIO(MAGIC)  # created this instant, magic not yet written
         raise SquError(f"{run_dir}: not a squ-cron log", run_dir=str(run_dir))
     return f
 
@@ -422,7 +426,8 @@ def apply_retention(
             max_total_bytes = int(config.log_max_total_bytes)
     now = time.time() if now is None else now
     runs_dir = Path(data_dir) / "runs"
-    active_dir = Path(data_dir) / "supervisor" / "active"
+    # Exits the agent has not acknowledged yet are still owed to it: never removed.
+    unacked = set(read_journal(Path(data_dir) / "supervisor" / "journal"))
     finished: list[tuple[float, str, Path, int]] = []
     total = 0
     try:
@@ -436,7 +441,7 @@ def apply_retention(
         size = _dir_bytes(path)
         total += size
         exit_path = path / "exit.json"
-        if not exit_path.exists() or os.path.lexists(active_dir / entry.name):
+        if not exit_path.exists() or entry.name in unacked:
             continue
         try:
             at = msgspec.json.decode(exit_path.read_bytes(), type=_Finished).finished_at

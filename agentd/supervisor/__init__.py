@@ -27,7 +27,6 @@ from agentd.supervisor.records import (
     is_process_alive,
     proc_start_ticks,
     read_exit_record,
-    read_started,
 )
 
 __all__ = [
@@ -43,5 +42,4 @@ __all__ = [
     "is_process_alive",
     "proc_start_ticks",
     "read_exit_record",
-    "read_started",
 ]

@@ -26,10 +26,8 @@ __all__ = [
     "Started",
     "current_boot_id",
     "is_process_alive",
-    "marker_path",
     "proc_start_ticks",
     "read_exit_record",
-    "read_started",
     "write_json_atomic",
 ]
 
@@ -110,11 +108,8 @@ class RunningInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StartedFile(msgspec.Struct, frozen=True, kw_only=True):
-    """The started record, kept in the execution's marker ``DATA/supervisor/active/<id>``.
-
-    The marker is a symlink whose target is this JSON: one syscall, written
-    before ``Started`` is reported and removed when the agent acks the exit.
-    """
+    """The started record, journalled (``DATA/supervisor/journal``) before ``Started``
+    is reported and forgotten when the agent acks the exit."""
 
     exec_id: str
     pid: int
@@ -155,31 +150,6 @@ def read_exit_record(run_dir: Path | str) -> ExitRecord | None:
     except (OSError, msgspec.DecodeError):
         # A torn file can only come from a power loss, after which the boot id
         # changed and the execution is lost anyway.
-        return None
-
-
-def marker_path(run_dir: Path | str) -> Path:
-    """Where the marker of the run dir ``DATA/runs/<id>`` lives: ``DATA/supervisor/active/<id>``."""
-    run_dir = Path(run_dir)
-    return run_dir.parent.parent / "supervisor" / "active" / run_dir.name
-
-
-def encode_marker(started: StartedFile) -> str:
-    return msgspec.json.encode(started).decode()
-
-
-def decode_marker(target: str) -> StartedFile | None:
-    try:
-        return msgspec.json.decode(target, type=StartedFile)
-    except msgspec.DecodeError:
-        return None
-
-
-def read_started(run_dir: Path | str) -> StartedFile | None:
-    """The started record of an execution whose exit is not yet acknowledged, or None."""
-    try:
-        return decode_marker(os.readlink(marker_path(run_dir)))
-    except OSError:
         return None
 
 

@@ -35,6 +35,7 @@ import msgspec
 
 from agentd.supervisor import contain
 from agentd.supervisor.capture import LogSink
+from agentd.supervisor.journal import Journal
 from agentd.supervisor.records import (
     ExitRecord,
     RunningInfo,
@@ -42,8 +43,6 @@ from agentd.supervisor.records import (
     Started,
     StartedFile,
     current_boot_id,
-    decode_marker,
-    encode_marker,
     is_process_alive,
     proc_start_ticks,
     read_exit_record,
@@ -132,7 +131,7 @@ class Supervisor:
     def __init__(self, data_dir: Path, *, containment: str = "auto") -> None:
         self.data_dir = data_dir
         self.dir = supervisor_dir(data_dir)
-        self.active_dir = self.dir / "active"
+        self.journal: Journal | None = None
         self.runs: dict[str, Run] = {}
         self.by_pid: dict[int, Run] = {}
         self.unacked: dict[str, ExitRecord] = {}
@@ -149,8 +148,9 @@ class Supervisor:
         self._bg: set[asyncio.Task[Any]] = set()
         self.own_hwm_kb = _vm_hwm_kb(self.pid) or 0
         self._scan: tuple[float, dict[int, contain.ProcInfo]] | None = None
-        self._to_sync: list[Path] = []
-        self._syncer: asyncio.Task[None] | None = None
+        self._exits_to_write: list[tuple[Path, bytes, asyncio.Future[None]]] = []
+        self._writer_task: asyncio.Task[None] | None = None
+        self._runs_dirs_made: set[Path] = set()
         self._scan_task: asyncio.Task[None] | None = None
 
     @property
@@ -162,7 +162,8 @@ class Supervisor:
     async def serve(self, *, ready: asyncio.Event | None = None) -> None:
         """Run until asked to stop and no job is left. Call with the lock held."""
         loop = asyncio.get_running_loop()
-        self.active_dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(self.dir / "journal")
         contain.set_child_subreaper()
         if self._requested_containment != "sweep":
             cg, why = contain.detect_cgroups(self.data_dir)
@@ -201,6 +202,8 @@ class Supervisor:
                 path.unlink()
             if self.cgroups is not None and not self.runs:
                 self.cgroups.release()
+            if self.journal is not None:
+                self.journal.close()
             log.info("supervisor %d stopped", self.pid)
 
     def _request_stop(self) -> None:
@@ -236,17 +239,8 @@ class Supervisor:
 
     def _recover(self) -> None:
         """Re-adopt or close every execution a previous supervisor left unacknowledged."""
-        for marker in sorted(self.active_dir.iterdir()):
-            exec_id = marker.name
-            try:
-                target = os.readlink(marker)
-            except OSError:
-                continue
-            started = decode_marker(target)
-            if started is None:
-                log.warning("%s: unreadable marker %r removed", exec_id, target[:200])
-                marker.unlink()
-                continue
+        assert self.journal is not None
+        for exec_id, started in sorted(self.journal.live.items()):
             run_dir = Path(started.run_dir)
             record = read_exit_record(run_dir)
             if record is not None:
@@ -414,8 +408,8 @@ class Supervisor:
     def _op_ack(self, conn: _Conn, params: dict[str, Any]) -> bool:
         exec_id = str(params.get("exec_id", ""))
         self.unacked.pop(exec_id, None)
-        with contextlib.suppress(OSError):
-            (self.active_dir / exec_id).unlink()
+        assert self.journal is not None
+        self.journal.acked(exec_id)
         return True
 
     def _op_cancel(self, conn: _Conn, params: dict[str, Any]) -> str:
@@ -445,7 +439,9 @@ class Supervisor:
             return previous  # DESIGN.md: nothing runs twice
         if self.stopping:
             raise SupervisorError("stopping", "the supervisor is stopping and takes no new jobs")
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        if run_dir.parent not in self._runs_dirs_made:
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            self._runs_dirs_made.add(run_dir.parent)
         free = shutil.disk_usage(run_dir.parent).free
         if free < spec.min_free_bytes:
             raise SupervisorError(
@@ -489,13 +485,9 @@ class Supervisor:
             return record
 
     def _write_marker(self, started: StartedFile) -> None:
-        """The execution's marker: its started record, until the agent acks its exit."""
-        path = self.active_dir / started.exec_id
-        try:
-            os.symlink(encode_marker(started), path)
-        except FileExistsError:
-            path.unlink()
-            os.symlink(encode_marker(started), path)
+        """Journal the execution's started record; it stays live until the agent acks."""
+        assert self.journal is not None
+        self.journal.started(started)
 
     # -- spawning ------------------------------------------------------------------
 
@@ -569,8 +561,7 @@ class Supervisor:
             supervisor_pid=self.pid,
             run_dir=str(run_dir),
         )
-        # No fsync: the marker must survive our crash (the page cache does), not a
-        # power loss, after which the new boot id makes the execution lost anyway.
+        # Journalled before Started is reported (see journal.py for why no fsync).
         self._write_marker(started_file)
         loop = asyncio.get_running_loop()
         for fd, stream in ((out_r, Stream.STDOUT), (err_r, Stream.STDERR)):
@@ -759,10 +750,9 @@ class Supervisor:
                     log_bytes, dropped = run.sink.finish()
                 run.error = run.error or run.sink.error
             record = self._exit_record(run, log_bytes, dropped)
-            # Atomic now (tmp + rename), durable within milliseconds: fsyncs are
-            # grouped in one thread call for every exit of the moment (group commit).
-            write_json_atomic(run.run_dir / "exit.json", msgspec.json.encode(record), fsync=False)
-            self._sync_later(run.run_dir / "exit.json")
+            # tmp + rename + fsync, off the loop and grouped with every other exit
+            # of the moment (group commit); pushed only once it is on disk.
+            await self._persist_exit(run.run_dir / "exit.json", msgspec.json.encode(record))
         except Exception as exc:
             log.exception("%s: finishing failed", exec_id)
             record = self._exit_record(run, 0, 0, error=f"supervisor error while finishing: {exc}")
@@ -827,15 +817,26 @@ class Supervisor:
         conn.delivered.add(exec_id)
         conn.send({"event": "exit", "record": msgspec.to_builtins(record)})
 
-    def _sync_later(self, path: Path) -> None:
-        self._to_sync.append(path)
-        if self._syncer is None or self._syncer.done():
-            self._syncer = self._spawn_bg(self._sync_pending())
+    async def _persist_exit(self, path: Path, data: bytes) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._exits_to_write.append((path, data, fut))
+        if self._writer_task is None or self._writer_task.done():
+            self._writer_task = self._spawn_bg(self._write_pending_exits())
+        await fut
 
-    async def _sync_pending(self) -> None:
-        while self._to_sync:
-            batch, self._to_sync = self._to_sync, []
-            await asyncio.to_thread(_fsync_files, batch)
+    async def _write_pending_exits(self) -> None:
+        while self._exits_to_write:
+            batch, self._exits_to_write = self._exits_to_write, []
+            try:
+                await asyncio.to_thread(_write_exit_files, [(p, d) for p, d, _ in batch])
+            except Exception as exc:
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)
 
     def _spawn_bg(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -851,6 +852,13 @@ _OPS = {
     "list": Supervisor._op_list,
     "ack": Supervisor._op_ack,
 }
+
+
+def _write_exit_files(items: list[tuple[Path, bytes]]) -> None:
+    """Write each exit record atomically, then make them all durable (one pass of fsyncs)."""
+    for path, data in items:
+        write_json_atomic(path, data, fsync=False)
+    _fsync_files([path for path, _ in items])
 
 
 def _fsync_files(paths: list[Path]) -> None:

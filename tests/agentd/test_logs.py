@@ -12,6 +12,7 @@ import pytest
 
 from agentd import logs
 from agentd.supervisor import SupervisorClient
+from agentd.supervisor.records import StartedFile
 from shared.errors import UnknownExecution
 from shared.logframe import Kind, Stream
 from tests.agentd._supervisor_support import running_supervisor, sh, spec, wait_exit
@@ -172,9 +173,9 @@ def test_retention_never_removes_running_or_unacked(tmp_path):
     now = 1_000_000.0
     _fake_run(tmp_path, "RUNNING", None, 100)
     _fake_run(tmp_path, "UNACKED", now - 1000, 100)
-    active = tmp_path / "supervisor" / "active"
-    active.mkdir(parents=True)
-    (active / "UNACKED").symlink_to(tmp_path / "runs" / "UNACKED")
+    (tmp_path / "supervisor").mkdir()
+    started = StartedFile(exec_id="UNACKED", pid=1, boot_id="b", start_ticks=1, started_at=now)
+    (tmp_path / "supervisor" / "journal").write_bytes(b"S " + msgspec.json.encode(started) + b"\n")
     assert logs.apply_retention(tmp_path, max_age_s=1, max_total_bytes=0, now=now) == []
 
 

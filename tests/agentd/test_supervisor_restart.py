@@ -10,13 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
+
 from agentd.supervisor import (
     SupervisorClient,
     current_boot_id,
     is_process_alive,
     read_exit_record,
 )
-from agentd.supervisor.records import StartedFile, encode_marker
+from agentd.supervisor.records import StartedFile
 from agentd.supervisor.server import supervisor_dir
 from tests.agentd._supervisor_support import (
     new_id,
@@ -146,9 +148,8 @@ async def test_reboot_marks_unfinished_runs_lost(tmp_path):
         started_at=time.time() - 60,
         run_dir=str(run_dir),
     )
-    active = supervisor_dir(data) / "active"
-    active.mkdir(parents=True)
-    os.symlink(encode_marker(fake), active / exec_id)
+    supervisor_dir(data).mkdir(parents=True)
+    (supervisor_dir(data) / "journal").write_bytes(b"S " + msgspec.json.encode(fake) + b"\n")
     with running_supervisor(data):
         sup = await SupervisorClient.connect(data)
         try:
