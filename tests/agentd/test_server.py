@@ -5,6 +5,8 @@ Real server on 127.0.0.1:0, real store, real Ed25519 operator keys.
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -225,3 +227,11 @@ async def test_broken_operators_file_refuses_with_reason(start_agent: StartAgent
     with pytest.raises(Refused) as caught:
         await Client.login(agent.url, agent.keys[Role.ADMIN])
     assert "authorized_operators:5: unknown role 'superuser'" in caught.value.message
+
+
+async def test_many_concurrent_logins(start_agent: StartAgent) -> None:
+    """30 operators logging in at once all get in and are served."""
+    agent = await start_agent()
+    clients = await asyncio.gather(*(agent.login(Role.VIEWER) for _ in range(30)))
+    infos = await asyncio.gather(*(c.call("agent.info", Empty()) for c in clients))
+    assert {i.name for i in infos} == {"db1"} and len(agent.server.sessions) == 30
