@@ -14,14 +14,20 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from agentd.server.listen import Server, ServerConfig, serve
 from agentd.server.ops_store import StoreOps
 from agentd.server.tls import ensure_certificate, server_context
+from shared.identity import load_private_key, public_key_line
 
 __all__ = [
+    "AGENT_KEY",
     "OPERATORS_FILE",
     "TLS_CERT",
     "TLS_KEY",
+    "ensure_agent_key",
     "init_server_files",
     "start_server",
 ]
@@ -29,6 +35,9 @@ __all__ = [
 TLS_CERT = Path("tls/agent.crt")
 TLS_KEY = Path("tls/agent.key")
 OPERATORS_FILE = Path("authorized_operators")
+# The agent's own operator key (OpenSSH Ed25519): what it signs with when, as a
+# workflow coordinator, it logs in to peers (which list it as `coordinator`).
+AGENT_KEY = Path("identity/agent_ed25519")
 
 _OPERATORS_TEMPLATE = """\
 # squ-cron authorized_operators: who may connect to this agent, and as what.
@@ -96,3 +105,30 @@ async def start_server(
         port=port,
         ssl_context=context,
     )
+
+
+def ensure_agent_key(data_dir: Path, comment: str = "") -> str:
+    """Make the agent's own Ed25519 key (OpenSSH format, 0600) unless present.
+
+    Returns its public key line, to put in peers' authorized_operators as
+    ``coordinator <name> <line>``. An existing key is kept.
+    """
+    path = Path(data_dir) / AGENT_KEY
+    if path.exists():
+        return public_key_line(load_private_key(path.read_bytes(), where=str(path)))
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, pem)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    line = public_key_line(key) + (f" {comment}" if comment else "")
+    path.with_name(path.name + ".pub").write_text(line + "\n")
+    return public_key_line(key)

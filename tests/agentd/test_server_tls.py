@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,17 @@ async def test_start_server_without_certificate_off_loopback_fails(tmp_path: Pat
         await start_server(
             None, data_dir=tmp_path, agent_name="db1", agent_version="0.1", host="0.0.0.0", port=0
         )
+
+
+def test_agent_key_is_openssh_and_kept(tmp_path: Path) -> None:
+    """The agent's own key is OpenSSH Ed25519, 0600, readable by ssh-keygen, and kept."""
+    from agentd.server.boot import AGENT_KEY, ensure_agent_key
+
+    line = ensure_agent_key(tmp_path, comment="agent@db1")
+    path = tmp_path / AGENT_KEY
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and line.startswith("ssh-ed25519 ")
+    derived = subprocess.run(
+        ["ssh-keygen", "-y", "-f", str(path)], check=True, capture_output=True, text=True
+    ).stdout
+    assert derived.split()[:2] == line.split()[:2]
+    assert ensure_agent_key(tmp_path) == line
