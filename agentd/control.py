@@ -91,7 +91,7 @@ class ControlServer:
         self.path = Path(path)
         self.handlers = dict(handlers)
         self._server: asyncio.base_events.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         """Bind the socket (removing a stale one left by a killed agent) and accept clients."""
@@ -137,7 +137,7 @@ class ControlServer:
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         write_lock = asyncio.Lock()
         pending: set[asyncio.Task[None]] = set()
         try:
@@ -163,7 +163,7 @@ class ControlServer:
                 job.cancel()
             raise
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

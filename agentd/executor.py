@@ -33,8 +33,8 @@ from typing import Any
 
 from agentd import logs as joblogs
 from agentd import procenv
+from agentd.store import Store, meta
 from agentd.store import executions as ex_sql
-from agentd.store import meta
 from agentd.supervisor import DiskFull as SupervisorDiskFull
 from agentd.supervisor import (
     ExitRecord,
@@ -99,7 +99,7 @@ class Executor:
     def __init__(
         self,
         *,
-        store: Any,
+        store: Store,
         supervisor: SupervisorClient,
         data_dir: Path,
         server: str,
@@ -441,11 +441,12 @@ class Executor:
             return ex
         if ex.status in (S.PENDING, S.QUEUED) and rec.outcome != "spawn_failed":
             # The spawn happened but the agent died before recording it: record it now.
+            began = rec.started_at if rec.started_at is not None else rec.finished_at
             if ex.status is S.PENDING:
-                ex = await self.store.call(
-                    ex_sql.apply_event, ex.id, Event.QUEUE, now=rec.started_at
-                )
-            ex = await self.store.call(ex_sql.apply_event, ex.id, Event.START, now=rec.started_at)
+                ex = await self.store.call(ex_sql.apply_event, ex.id, Event.QUEUE, now=began)
+            ex = await self.store.call(
+                ex_sql.apply_event, ex.id, Event.START, now=began, pid=rec.pid
+            )
         event, status = _final_event(rec)
         run_dir = self.run_dir(ex.id)
         fields: dict[str, Any] = {

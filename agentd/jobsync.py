@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agentd.jobsdir import JobsDir
+from agentd.store import Store
 from agentd.store import jobs as jobs_sql
 from shared.models import JobRecord
 
@@ -30,7 +31,7 @@ def jobs_dir_of(config: Any) -> Path:
     return Path(found) if found else Path(config.data_dir) / "jobs.d"
 
 
-async def sync_jobs_dir(store: Any, config: Any, *, now: float) -> dict[str, Any]:
+async def sync_jobs_dir(store: Store, config: Any, *, now: float) -> dict[str, Any]:
     """Load ``jobs.d`` and apply it to the store; returns added/changed/removed/kept/errors."""
     path = jobs_dir_of(config)
     # One JobsDir per path for the agent's life: it remembers each file's last good jobs.
@@ -91,7 +92,7 @@ def _is_under_error(path: str, broken: set[str]) -> bool:
     return any(path == b or path.startswith(b.rstrip("/") + "/") for b in broken)
 
 
-async def load_table(store: Any) -> dict[str, JobRecord]:
+async def load_table(store: Store) -> dict[str, JobRecord]:
     """Every live job in the store, by name: the table the scheduler and executor use."""
     records = await store.call(jobs_sql.list_jobs)
     return {rec.job.name: rec for rec in records}

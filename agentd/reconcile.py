@@ -31,11 +31,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from typing import Any
 
 from agentd.executor import Executor
+from agentd.store import Store, meta
 from agentd.store import executions as ex_sql
-from agentd.store import meta
 from agentd.supervisor import SupervisorClient, current_boot_id, read_exit_record
 from shared.enums import ExecutionStatus as S
 from shared.status import Event
@@ -53,7 +52,7 @@ def _grace_s(executor: Executor, job: str) -> float:
 log = logging.getLogger("agentd.reconcile")
 
 
-async def reconcile(store: Any, supervisor: SupervisorClient, executor: Executor) -> str:
+async def reconcile(store: Store, supervisor: SupervisorClient, executor: Executor) -> str:
     """Settle what the last agent left unfinished; returns a one-line summary for the log."""
     now = time.time()
     boot_id = current_boot_id()
@@ -107,8 +106,6 @@ async def reconcile(store: Any, supervisor: SupervisorClient, executor: Executor
                 "the agent stopped while the spawn was in progress and the supervisor has "
                 "no record of it; not started again so that it cannot run twice"
             )
-        elif proc := running.get(ex.id):
-            reason = f"found after a reboot as pid {proc.pid} without an exit status"
         else:
             reason = "the process ended without an exit record (the supervisor lost it)"
         await store.call(ex_sql.apply_event, ex.id, Event.LOSE, now=now, reason=reason)

@@ -28,7 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agentd.executor import Executor
-from agentd.store import meta
+from agentd.store import Store, meta
 from shared import cron, misfire
 from shared.enums import ExecutionStatus as S
 from shared.enums import Trigger
@@ -59,7 +59,7 @@ class Scheduler:
     def __init__(
         self,
         *,
-        store: Any,
+        store: Store,
         executor: Executor,
         jobs: Callable[[], Mapping[str, JobRecord]],
         default_tz: str,
