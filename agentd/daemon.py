@@ -34,6 +34,7 @@ from agentd import control, jobsync, reconcile
 from agentd import logs as joblogs
 from agentd.config import STORE_FILE
 from agentd.executor import Executor, exit_code_of
+from agentd.metrics_http import start_agent_metrics
 from agentd.scheduler import Scheduler, is_reboot
 from agentd.store import Store
 from agentd.store import executions as ex_sql
@@ -80,6 +81,9 @@ class Agent:
         self.executor: Executor | None = None
         self.scheduler: Scheduler | None = None
         self.control: control.ControlServer | None = None
+        # Prometheus endpoint (agentd.metrics_http): `serve` sets the address; None is off.
+        self.metrics_listen: tuple[str, int] | None = None
+        self.metrics_server: Any = None
         self.ws_server: Any = None
 
     # -- lifecycle ---------------------------------------------------------------
@@ -148,6 +152,7 @@ class Agent:
             log.info("fired %d @reboot job(s)", fired)
         self.control = control.ControlServer(control.socket_path(self.data_dir), self._handlers())
         await self.control.start()
+        self.metrics_server = await start_agent_metrics(self, self.metrics_listen)
 
     async def _serve_wire(self) -> None:
         """Listen for consoles; a port in use is retried, never a reason to stop running jobs."""
@@ -216,6 +221,8 @@ class Agent:
                 task.cancel()
 
     async def _close(self) -> None:
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
         if self.ws_server is not None:
             self.ws_server.close()
             with contextlib.suppress(Exception):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import sys
+import os
 
 from agentd.commands._common import add_data_dir, data_dir_of
+from agentd.logsetup import FORMATS
+from agentd.logsetup import install as install_logging
+from agentd.metrics_http import DEFAULT_LISTEN, parse_listen
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,8 +26,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--log-format",
         default="time",
-        choices=["time", "plain"],
-        help="'plain' leaves timestamps to journald",
+        choices=list(FORMATS),
+        help="'plain' leaves timestamps to journald; 'json' and 'logfmt' are structured lines",
+    )
+    parser.add_argument(
+        "--metrics-listen",
+        default=os.environ.get("SQU_AGENTD_METRICS", DEFAULT_LISTEN),
+        metavar="HOST:PORT",
+        help=f"Prometheus endpoint or 'off' (default {DEFAULT_LISTEN}; $SQU_AGENTD_METRICS)",
     )
     parser.set_defaults(func=run)
 
@@ -34,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
     from agentd.config import load_config
     from agentd.daemon import Agent
 
-    fmt = "%(levelname)s %(name)s: %(message)s"
-    if args.log_format == "time":
-        fmt = "%(asctime)s " + fmt
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format=fmt)
+    install_logging(args.log_format, args.log_level)  # agentd.logsetup: one line per record
+    metrics_listen = parse_listen(args.metrics_listen)  # bad value: one line, exit 2
     config = load_config(data_dir_of(args))
-    asyncio.run(Agent(config).run())
+    agent = Agent(config)
+    agent.metrics_listen = metrics_listen
+    asyncio.run(agent.run())
     return 0
