@@ -307,22 +307,76 @@ def is_fixed_time(expr: str) -> bool:
 def describe(expr: str) -> str:
     """Human text for a valid schedule (cron-descriptor, 24-hour clock, English).
 
-    Raises ``InvalidSchedule`` like ``parse``.
+    Raises ``InvalidSchedule`` like ``parse``; never anything else. Odd but
+    valid fields that cron-descriptor cannot read (``1,*``, ``0-59,5``) are
+    described from their values instead.
     """
     record = parse(expr)
     if record.is_reboot:
         return "At every agent start"
-    options = Options()
-    options.use_24hour_time_format = True
-    options.locale_code = "en_US"
     parts = record.fields.split()
-    # cron-descriptor may not know day 7; both mean Sunday.
-    text = str(ExpressionDescriptor(" ".join(parts), options).get_description())
+    text = _descriptor_text(" ".join(parts))
+    if text is None:
+        text = _descriptor_text(_canonical(record))
+    if text is None:
+        text = _plain_description(record)
     dom, dow = parts[-3], parts[-1]
     if (dom.startswith("*") or dow.startswith("*")) and dom != "*" and dow != "*":
         # Debian cron: with a '*' in either day field both must match; cron-descriptor says "or".
         text = text.replace(", or ", ", and ")
     return text
+
+
+def _descriptor_text(fields: str) -> str | None:
+    options = Options()
+    options.use_24hour_time_format = True
+    options.locale_code = "en_US"
+    try:
+        return str(ExpressionDescriptor(fields, options).get_description())
+    except Exception:  # cron-descriptor raises its own types and ValueError on odd input
+        return None
+
+
+def _value_sets(record: CronExpr) -> list[tuple[frozenset[int], _FieldSpec, bool]]:
+    sets = [
+        (record.minutes, _MINUTE, record.minute_star),
+        (record.hours, _HOUR, record.hour_star),
+        (record.days_of_month, _DOM, record.dom_star),
+        (record.months, _MONTH, False),
+        (record.days_of_week, _DOW, record.dow_star),
+    ]
+    if record.has_seconds:
+        sets.insert(0, (record.seconds, _SECOND, False))
+    return sets
+
+
+def _compress(values: frozenset[int]) -> str:
+    """``{1, 2, 3, 7}`` -> ``"1-3,7"``."""
+    runs: list[list[int]] = []
+    for value in sorted(values):
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _canonical(record: CronExpr) -> str:
+    """The schedule with each field as plain values and ranges (``*`` only for a full field)."""
+    out = []
+    for values, spec, _ in _value_sets(record):
+        full = spec.high - (1 if spec is _DOW else 0) - spec.low + 1
+        out.append("*" if len(values) == full else _compress(values))
+    return " ".join(out)
+
+
+def _plain_description(record: CronExpr) -> str:
+    words = []
+    for values, spec, _ in _value_sets(record):
+        full = spec.high - (1 if spec is _DOW else 0) - spec.low + 1
+        if len(values) != full:
+            words.append(f"{spec.name} {_compress(values)}")
+    return "At " + ("; ".join(words) if words else "every minute")
 
 
 # ---------------------------------------------------------------- time zones and `at`

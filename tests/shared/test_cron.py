@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.cron import (
     InvalidTimezone,
@@ -18,6 +20,7 @@ from shared.cron import (
     parse_at,
 )
 from shared.errors import InvalidSchedule
+from tests.shared.test_cron_vs_cronsim import FIVE_FIELDS
 
 NY = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")
@@ -452,3 +455,21 @@ def test_fire_times_stop_at_the_end_of_the_calendar() -> None:
     assert next_fire_times("@daily", tz=NY, after=datetime(9999, 6, 1, tzinfo=UTC), n=3) == []
     last = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
     assert next_fire_times("@daily", tz=ZoneInfo("Pacific/Kiritimati"), after=last, n=1) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    expr=FIVE_FIELDS | st.tuples(st.sampled_from(["0", "*/10", "5,35"]), FIVE_FIELDS).map(" ".join)
+)
+def test_describe_never_fails_on_a_valid_expression(expr: str) -> None:
+    """describe() gives text for every valid schedule, even ones cron-descriptor cannot read."""
+    try:
+        parse(expr)
+    except InvalidSchedule:
+        return
+    assert describe(expr).strip()
+
+
+def test_describe_falls_back_for_fields_cron_descriptor_rejects() -> None:
+    """'1,*' style fields (valid cron) still get a description."""
+    assert describe("*,* 2/1 * * *,*") == "Every minute, between 02:00 and 23:59"
