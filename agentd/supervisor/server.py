@@ -561,8 +561,6 @@ class Supervisor:
             supervisor_pid=self.pid,
             run_dir=str(run_dir),
         )
-        # Journalled before Started is reported (see journal.py for why no fsync).
-        self._write_marker(started_file)
         loop = asyncio.get_running_loop()
         for fd, stream in ((out_r, Stream.STDOUT), (err_r, Stream.STDERR)):
             os.set_blocking(fd, False)
@@ -572,6 +570,17 @@ class Supervisor:
             run.timer = loop.call_at(run.deadline_mono, self._stop, run, "timeout")
         self.runs[spec.exec_id] = run
         self.by_pid[run.pid] = run
+        try:
+            # Journalled before Started is reported (see journal.py for why no fsync).
+            self._write_marker(started_file)
+        except OSError as exc:
+            # Without a journal entry a restarted supervisor could not find this job:
+            # stop it at once; its exit (cancelled, with the reason) goes out as usual.
+            log.error("%s: cannot journal the start (%s); killing it", spec.exec_id, exc)
+            run.error = f"not recorded in the supervisor journal ({exc.strerror}); stopped"
+            run.stopping = "cancelled"
+            with contextlib.suppress(OSError):
+                os.killpg(run.pid, signal.SIGKILL)
         return run.started()
 
     # -- output --------------------------------------------------------------------
