@@ -53,11 +53,17 @@ class AgentProc:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
+        # Any free port for the console protocol: tests run side by side.
+        self.write_config("")
         self.jobs_dir = self.data_dir / "jobs.d"
         self.jobs_dir.mkdir(exist_ok=True)
         os.chmod(self.jobs_dir, 0o755)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+
+    def write_config(self, text: str) -> None:
+        """Write ``agentd.toml``: ``text`` plus a free WebSocket port (tests run side by side)."""
+        (self.data_dir / "agentd.toml").write_text(textwrap.dedent(text) + "\n[server]\nport = 0\n")
 
     # -- jobs ----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -141,3 +142,12 @@ def test_logs_follow_prints_live_output_until_the_end(cli_agent: AgentProc) -> N
     assert done.stdout == "line 1\nline 2\nline 3\n"
     (row,) = [r for r in cli_agent.executions("count") if r.id == ex["id"]]
     assert row.status.is_final
+
+
+def test_status_reports_where_consoles_connect(cli_agent: AgentProc) -> None:
+    """status names the console URL (plain ws on loopback without a certificate) and it accepts."""
+    url = wait_for(lambda: cli_agent.request("status")["listen"], what="the listen URL")
+    assert url.startswith("ws://127.0.0.1:")
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass

@@ -47,7 +47,7 @@ def test_at_job_fires_once_at_its_time(agent: AgentProc) -> None:
 
 def test_disk_full_refuses_new_work_and_says_so(agent: AgentProc) -> None:
     """Below the configured free space no job starts: skipped with the reason, shown in status."""
-    (agent.data_dir / "agentd.toml").write_text("[disk]\nmin_free_mb = 1000000000\n")
+    agent.write_config("[disk]\nmin_free_mb = 1000000000\n")
     agent.write_jobs("j.toml", '[job.j]\ncommand = "true"\n')
     agent.start()
     ex = agent.request("run", {"job": "j"})["execution"]
