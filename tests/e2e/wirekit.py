@@ -1,0 +1,87 @@
+"""Real agents and a real ``squ`` console config, wired together for the wire e2e tests.
+
+``Wire(tmp_path)`` makes a console config dir with an operator key (``squ
+keygen``); ``wire.agent("db1")`` starts a real ``squ-agentd serve`` listening on
+a free loopback port, authorises the operator as admin and adds the agent to
+fleet.toml; ``wire.squ(...)`` runs the ``squ`` CLI as a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.agentkit import ROOT, AgentProc, _pythonpath, wait_for
+
+
+class Wire:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.config = tmp_path / "console"
+        self.agents: dict[str, AgentProc] = {}
+        result = self.squ("keygen", "-C", "alice@test")
+        assert result.returncode == 0, result.stderr
+        self.public_line = (self.config / "id_ed25519.pub").read_text().strip()
+
+    def squ(
+        self, *args: str, timeout_s: float = 60.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``squ --config-dir CONFIG ARGS`` and capture its output."""
+        env = {**os.environ, "PYTHONPATH": _pythonpath(), "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, "-m", "console", "--config-dir", str(self.config), *args]
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, env=env, input=input
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        env = {**os.environ, "PYTHONPATH": _pythonpath(), "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, "-m", "console", "--config-dir", str(self.config), *args]
+        return subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
+
+    def agent(self, name: str, *, role: str = "admin", add: bool = True) -> AgentProc:
+        """Start agent ``name`` on a free loopback port, the operator authorised as ``role``."""
+        proc = AgentProc(self.tmp / name)
+        (proc.data_dir / "agentd.toml").write_text(
+            f'[agent]\nname = "{name}"\n\n[server]\nlisten = "127.0.0.1"\nport = 0\n'
+        )
+        self.authorise(proc, role)
+        proc.start()
+        self.agents[name] = proc
+        if add:
+            result = self.squ("agents", "add", name, self.url(name))
+            assert result.returncode == 0, result.stderr
+        return proc
+
+    def authorise(self, proc: AgentProc, role: str) -> None:
+        path = proc.data_dir / "authorized_operators"
+        path.write_text(f"{role} alice {self.public_line}\n")
+        path.chmod(0o600)
+
+    def url(self, name: str) -> str:
+        proc = self.agents[name]
+        return str(wait_for(lambda: proc.request("status").get("listen"), what="listen url"))
+
+    def restart(self, name: str) -> None:
+        """Start ``name`` again on the port it had (fleet.toml still points there)."""
+        proc = self.agents[name]
+        port = self.url(name).rsplit(":", 1)[1]
+        proc.stop()
+        self._set_port(proc, port)
+        proc.start()
+
+    def _set_port(self, proc: AgentProc, port: str) -> None:
+        path = proc.data_dir / "agentd.toml"
+        path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
+
+    def cleanup(self) -> None:
+        for proc in self.agents.values():
+            proc.cleanup()
