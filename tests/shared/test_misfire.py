@@ -271,3 +271,25 @@ def test_at_time_jumped_over_by_a_clock_step_is_neither_run_nor_skipped() -> Non
     result = at_plan(Misfire.RUN_ALL, at(8), at(16), wall_jump_s=8 * 3600)
     assert result.clock_step
     assert result.fire == [] and result.skipped == []
+
+
+@pytest.mark.parametrize("policy", list(Misfire))
+def test_ten_year_backlog_of_a_per_second_job_is_planned_in_bounded_work(policy: Misfire) -> None:
+    """Ten years down with a per-second job: work is bounded by max_ticks and grace, not the gap.
+
+    An unbounded walk (3e8 ticks) would hit the per-test timeout.
+    """
+    last = datetime(2016, 6, 1, tzinfo=UTC)
+    now = datetime(2026, 6, 1, 12, 0, 0, 500000, tzinfo=UTC)
+    result = plan_ticks(
+        "* * * * * *",
+        tz=NY,
+        last_tick=last,
+        now=now,
+        policy=policy,
+        grace_s=60,
+        max_ticks=100,
+    )
+    assert len(result.skipped) == 100 and result.skipped_truncated
+    assert result.fire[-1] == now.replace(microsecond=0)
+    assert result.next_at == now.replace(microsecond=0) + timedelta(seconds=1)
