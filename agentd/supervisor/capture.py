@@ -201,12 +201,7 @@ class LogSink:
         tail_total = sum(s.payload for s in segments)
         skip = max(0, tail_total - self.tail_budget)
         kept = [0, 0, 0]
-        # Dropped = everything not in head or kept tail; the marker carries the counts.
-        in_tail = [0, 0, 0]
-        for seg in segments:
-            for i in (1, 2):
-                in_tail[i] += seg.per_stream[i]
-        # First pass to learn what the skip removes per stream, second to copy.
+        # First pass: which frames (or frame ends) survive the skip; second: copy them.
         frames_to_copy: list[tuple[Path, int, int, int, int, int]] = []
         for seg in segments:
             path = tail_segment_path(self.run_dir, seg.index)

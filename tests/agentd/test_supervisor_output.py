@@ -112,3 +112,16 @@ async def test_interleaved_writers_keep_each_stream_intact(sup, data_dir):
     err = b"".join(f.data for f in frames if f.stream is Stream.STDERR)
     assert out == b"".join(b"out%d\n" % i for i in range(2000))
     assert err == b"".join(b"err%d\n" % i for i in range(2000))
+
+
+async def test_dropped_bytes_are_counted_per_stream(sup, data_dir):
+    """With both streams over the cap, the marker splits the dropped bytes by stream."""
+    script = "seq 1 20000; seq 1 20000 >&2"
+    s, rec = await _run(sup, data_dir, sh(script), max_log_bytes=4000)
+    frames = _all_frames(data_dir, s.exec_id)
+    total, out, err = frames[_marker_index(frames)].dropped
+    kept_out = sum(len(f.data) for f in frames if f.stream is Stream.STDOUT)
+    kept_err = sum(len(f.data) for f in frames if f.stream is Stream.STDERR)
+    one = len(b"".join(b"%d\n" % i for i in range(1, 20001)))
+    assert (kept_out + out, kept_err + err) == (one, one)
+    assert total == out + err == rec.dropped_bytes == 2 * one - 4000

@@ -189,3 +189,24 @@ async def test_connect_or_spawn_starts_a_supervisor_when_none_runs(tmp_path):
             await sup.close()
     finally:
         stop_supervisor(data)
+
+
+async def test_adopted_job_still_gets_its_timeout(tmp_path):
+    """A job adopted by a restarted supervisor is still killed at its original deadline."""
+    data = tmp_path / "d"
+    with running_supervisor(data) as first_pid:
+        sup = await SupervisorClient.connect(data)
+        s = spec(data, ["sleep", "60"], timeout_s=1.5, kill_grace_s=0.5)
+        started = await sup.start(s)
+        await sup.close()
+        t0 = time.monotonic()
+        os.kill(first_pid, signal.SIGKILL)
+        await asyncio.to_thread(wait_for, lambda: pid_gone(first_pid), 10, "supervisor death")
+        sup = await SupervisorClient.connect_or_spawn(data)
+        try:
+            rec = await wait_exit(sup, s.exec_id)
+        finally:
+            await sup.close()
+        assert rec.outcome == "lost"
+        assert time.monotonic() - t0 < 15
+        assert not is_process_alive(started.pid, started.start_ticks, started.boot_id)
