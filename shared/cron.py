@@ -264,8 +264,10 @@ def _parse_term(expr: str, term: str, spec: _FieldSpec) -> Iterable[int]:
     else:
         end = _parse_value(expr, last, spec)
         if end < start:
+            # Vixie cron silently never fires "sat-sun"; say what to write instead.
+            hint = "; Sunday is 0 or 7: sat,sun or 6-7" if spec is _DOW else ""
             raise InvalidSchedule(
-                expr, f"{spec.name} field range {body!r} runs backwards (write low-high)"
+                expr, f"{spec.name} field range {body!r} runs backwards (write low-high{hint})"
             )
     return range(start, end + 1, step)
 

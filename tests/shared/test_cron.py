@@ -136,6 +136,11 @@ def test_reboot_has_no_fire_times() -> None:
         ("*/0 * * * *", "minute field step '0' is out of range 1-60"),
         ("*/61 * * * *", "minute field step '61' is out of range 1-60"),
         ("0 5-2 * * *", "hour field range '5-2' runs backwards (write low-high)"),
+        (
+            "0 0 * * sat-sun",
+            "day-of-week field range 'sat-sun' runs backwards"
+            " (write low-high; Sunday is 0 or 7: sat,sun or 6-7)",
+        ),
         ("1,,2 * * * *", "minute field '1,,2' has an empty list item"),
         (
             "0 0 L * *",
