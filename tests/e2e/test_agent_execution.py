@@ -153,3 +153,16 @@ def test_agent_exits_with_one_line_when_the_supervisor_dies(agent: AgentProc) ->
     assert agent.proc.wait(timeout=20) == 2
     assert "lost the supervisor" in agent.stderr()
     assert "Traceback" not in agent.stderr()
+
+
+def test_power_cut_marks_the_running_run_lost(agent: AgentProc) -> None:
+    """Agent, supervisor and job all killed at once: after a restart the run is lost, saying why."""
+    agent.write_jobs("job.toml", '[job.long]\ncommand = "sleep 300"\n')
+    agent.start()
+    first = agent.request("run", {"job": "long"})["execution"]
+    agent.kill9()
+    agent.cleanup()  # the power goes: supervisor and job die with the agent
+    agent.start()
+    (row,) = wait_for(lambda: _final(agent, "long"), what="the run to be settled")
+    assert (row.id, row.status) == (first["id"], S.LOST)
+    assert row.reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 from shared.enums import ExecutionStatus as S
 from shared.enums import Trigger
@@ -73,3 +74,18 @@ def test_no_tick_twice_across_sigterm_restart(agent: AgentProc) -> None:
 def test_no_tick_twice_across_kill9_restart(agent: AgentProc) -> None:
     """kill -9 of the agent and a restart neither repeats nor loses a tick."""
     _restart_keeps_ticks_unique(agent, kill=True)
+
+
+def test_disabled_job_is_not_scheduled_and_resumes_without_backlog(agent: AgentProc) -> None:
+    """A disabled job gets no ticks; enabled again it runs from then on, with no backlog."""
+    path = agent.data_dir / "ran.txt"
+    text = EVERY_SECOND.format(out=path)
+    agent.write_jobs("tick.toml", text + "enabled = false\n")
+    agent.start()
+    assert agent.request("jobs")[0]["next_run"] is None
+    assert agent.request("run", {"job": "tick"}, timeout_s=30)["execution"]["trigger"] == "manual"
+    enabled_at = time.time()
+    agent.write_jobs("tick.toml", text)
+    assert agent.request("reload")["changed"] == ["tick"]
+    wait_for(lambda: len(_ticks(agent)) >= 2, what="ticks after enabling")
+    assert min(_ticks(agent)) > enabled_at - 1
