@@ -154,6 +154,8 @@ def plan_ticks(
     elif due or latest_missed is None:
         if latest_missed is not None:
             skip(latest_missed)  # coalesced into the due run
+        for tick in due[:-max_ticks]:
+            skip(tick)  # only with a max_ticks below the ticks in DUE_TOLERANCE_S
         fire = due[-max_ticks:]
     else:
         fire = [latest_missed]

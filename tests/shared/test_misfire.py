@@ -293,3 +293,11 @@ def test_ten_year_backlog_of_a_per_second_job_is_planned_in_bounded_work(policy:
     assert len(result.skipped) == 100 and result.skipped_truncated
     assert result.fire[-1] == now.replace(microsecond=0)
     assert result.next_at == now.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def test_due_ticks_beyond_max_ticks_are_reported_skipped() -> None:
+    """With max_ticks below the due ticks, the newest fire and the rest are listed as skipped."""
+    result = plan(Misfire.SKIP, at(12), at(12, 0, 5.5), expr="* * * * * *", max_ticks=2)
+    assert hours(result.fire) == ["12:00:04", "12:00:05"]
+    assert hours(result.skipped) == ["12:00:01", "12:00:02"]
+    assert result.skipped_truncated
