@@ -24,6 +24,7 @@ from rich.text import Text
 from textual import events, work
 from textual.app import App
 from textual.binding import BindingType
+from textual.command import Provider
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
@@ -39,6 +40,7 @@ from console.fleet.source import (
     LinkState,
     LogChunk,
 )
+from console.palette import SquCommands
 from console.screens.trigger import TriggerRequest
 from console.theme import SQU_DARK, SQU_LIGHT, THEMES, TuiConfig
 from shared.errors import SquError
@@ -55,7 +57,11 @@ VIEWS = ("servers", "jobs", "runs")
 class SquApp(App[None]):
     """The console. Views are modes, so each keeps its own screen stack (enter in, esc out)."""
 
-    CSS_PATH = "console.tcss"
+    # Absolute, so a subclass defined elsewhere (benchmarks, embedders) finds it too.
+    CSS_PATH = Path(__file__).with_name("console.tcss")
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = App.COMMANDS | {
+        SquCommands
+    }
     TITLE = "squ"
     BINDINGS: ClassVar[list[BindingType]] = bindings(
         "app.servers", "app.jobs", "app.runs", "app.command", "app.help", "app.quit"
@@ -96,7 +102,7 @@ class SquApp(App[None]):
         self._agents = {a.name: a for a in self.fleet.agents()}
         self.run_worker(self._run_fleet(), group="links", exit_on_error=False)
         self.set_interval(self.config.refresh_s, self._redraw_if_dirty)
-        self.switch_mode("jobs")
+        self.switch_mode(self.config.start_view if self.config.start_view in VIEWS else "jobs")
 
     async def _run_fleet(self) -> None:
         try:
@@ -270,7 +276,9 @@ class SquApp(App[None]):
                 self.switch_mode("servers")
                 self.push_screen(ServerDetailScreen(command.agent))
             else:
-                self.switch_mode("jobs")
+                self.switch_mode(
+                    self.config.start_view if self.config.start_view in VIEWS else "jobs"
+                )
         elif command.name == "runs":
             self.switch_mode("runs")
             screen = self.screen

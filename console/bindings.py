@@ -77,6 +77,7 @@ KEYS: dict[str, KeySpec] = {
     "runs.top": KeySpec("home", "jump_top", "Top", show=False),
     "runs.bottom": KeySpec("end", "jump_bottom", "Bottom", show=False),
     "runs.open": KeySpec("enter", "select", "Open", show=False),
+    "runs.copy": KeySpec("y", "copy_id", "Copy id", show=False),
     # log viewer
     "log.up": KeySpec("up,k", "scroll_by(-1)", "Up", show=False),
     "log.down": KeySpec("down,j", "scroll_by(1)", "Down", show=False),
@@ -88,6 +89,7 @@ KEYS: dict[str, KeySpec] = {
     "log.wrap": KeySpec("w", "wrap", "Wrap"),
     "log.stream": KeySpec("o", "stream", "Stream"),
     "log.search": KeySpec("slash", "search", "Search"),
+    "log.copy": KeySpec("y", "copy", "Copy"),
     "log.next": KeySpec("n", "next_match(1)", "Next", show=False),
     "log.previous": KeySpec("N", "next_match(-1)", "Previous", show=False),
     # editor and dialogs

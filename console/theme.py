@@ -71,6 +71,7 @@ class TuiConfig:
     refresh_s: float = 0.2  # CONSOLE.md: coalesce bursts, redraw every 100-250 ms
     action_timeout_s: float = 15.0  # an action on an agent never hangs the UI longer
     cursor_blink: bool = True  # off for snapshots, and for operators who prefer it
+    start_view: str = "jobs"  # servers | jobs | runs
 
 
 def load_tui_config(path: Path) -> TuiConfig:
@@ -93,9 +94,16 @@ def load_tui_config(path: Path) -> TuiConfig:
     keys = data.get("keys", {})
     if not isinstance(keys, dict):
         raise BadKeymap(str(path), "[keys] must be a table")
+    start_view = data.get("start_view", "jobs")
+    if start_view not in ("servers", "jobs", "runs"):
+        raise TuiConfigError(f"{path}: start_view {start_view!r} is not servers, jobs or runs")
     blink = data.get("cursor_blink", True)
     if not isinstance(blink, bool):
         raise TuiConfigError(f"{path}: cursor_blink must be true or false")
     return TuiConfig(
-        theme=theme, keymap=check_keymap(keys, where=str(path)), tz=tz, cursor_blink=blink
+        theme=theme,
+        keymap=check_keymap(keys, where=str(path)),
+        tz=tz,
+        cursor_blink=blink,
+        start_view=start_view,
     )

@@ -41,11 +41,13 @@ __all__ = [
     "ExecutionsChanged",
     "FleetSource",
     "HostMetrics",
+    "JobsChanged",
     "LinkState",
     "LogChunk",
     "LogPiece",
     "LogSlice",
     "StaticFleet",
+    "with_link",
 ]
 
 

@@ -51,7 +51,10 @@ class SquScreen(Screen[None]):
         self.update_header()
 
     def on_screen_resume(self) -> None:
-        self.refresh_data()
+        # The first resume follows mount, which has just read everything.
+        if getattr(self, "_was_shown", False):
+            self.refresh_data()
+        self._was_shown = True
 
     def refresh_data(self) -> None:
         """Re-read the mirror and the fleet's agent states; called by the app."""

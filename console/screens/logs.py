@@ -42,13 +42,14 @@ def human_bytes(n: int) -> str:
 
 class LogScreen(SquScreen):
     BINDINGS: ClassVar[list[BindingType]] = bindings(
-        "log.follow", "log.wrap", "log.stream", "log.search", "log.next", "log.previous"
+        "log.follow", "log.wrap", "log.stream", "log.search", "log.next", "log.previous", "log.copy"
     )
 
     def __init__(self, agent: str, exec_id: str) -> None:
         super().__init__()
         self.agent = agent
         self.exec_id = exec_id
+        self._early: list[LogChunk] = []  # chunks that arrived before the view existed
 
     def breadcrumbs(self) -> list[str]:
         run = self.squ.mirror.get_run(self.agent, self.exec_id)
@@ -71,6 +72,9 @@ class LogScreen(SquScreen):
         self.log_view.focus()
         self._show_info()
         self._show_badge()
+        for early in self._early:
+            self.log_view.write(early.stream, early.data)
+        self._early.clear()
         self.load()
 
     def refresh_data(self) -> None:
@@ -161,6 +165,9 @@ class LogScreen(SquScreen):
 
     def receive_chunk(self, message: LogChunk) -> None:
         """Live output posted for this execution (routed by the app)."""
+        if not self.query("#log"):
+            self._early.append(message)
+            return
         self.log_view.write(message.stream, message.data)
 
     def on_log_view_new_lines(self, event: LogView.NewLines) -> None:
@@ -204,6 +211,12 @@ class LogScreen(SquScreen):
 
         current = self.log_view.pattern.pattern if self.log_view.pattern else ""
         self.app.push_screen(Prompt("/", current, placeholder="search (regex)"), done)
+
+    def action_copy(self) -> None:
+        """Copy the log as shown (the current stream, inert text) with OSC 52."""
+        text = "\n".join(self.log_view.shown_text())
+        self.app.copy_to_clipboard(text)
+        self.notify(f"copied {len(text):,} characters", title="copy")
 
     def action_next_match(self, direction: int) -> None:
         if not self.log_view.next_match(direction):

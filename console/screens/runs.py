@@ -48,7 +48,7 @@ def describe_filters(filters: RunFilter) -> str:
 
 class RunsScreen(SquScreen):
     BINDINGS: ClassVar[list[BindingType]] = bindings(
-        "runs.logs", "runs.rerun", "runs.kill", "view.filter"
+        "runs.logs", "runs.rerun", "runs.kill", "view.filter", "runs.copy"
     )
 
     def __init__(self, filters: RunFilter | None = None, *, crumbs: list[str] | None = None):
@@ -113,6 +113,10 @@ class RunsScreen(SquScreen):
 
         self.app.push_screen(Prompt("/", current, placeholder="regex, !regex inverts"), done)
 
+    def on_run_list_counted(self, event: RunList.Counted) -> None:
+        event.stop()
+        self._show_filter()
+
     def on_run_list_run_selected(self, event: RunList.RunSelected) -> None:
         event.stop()
         self.open_log(event.run)
@@ -125,6 +129,12 @@ class RunsScreen(SquScreen):
     def action_logs(self) -> None:
         if run := self.run_list.selected:
             self.open_log(run)
+
+    def action_copy_id(self) -> None:
+        """Copy the selected execution's id (OSC 52: works over SSH)."""
+        if run := self.run_list.selected:
+            self.app.copy_to_clipboard(run.execution.id)
+            self.notify(f"copied {run.execution.id}", title="copy")
 
     def action_rerun(self) -> None:
         from console.screens.confirm import ConfirmDialog

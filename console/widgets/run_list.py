@@ -20,6 +20,7 @@ from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import work
 from textual.binding import BindingType
 from textual.geometry import Size
 from textual.message import Message
@@ -87,6 +88,14 @@ class RunList(ScrollView, can_focus=True):
             self.run_list = run_list
             self.run = run
 
+    class Counted(Message):
+        """The number of matching runs is now known (or changed)."""
+
+        def __init__(self, run_list: RunList, total: int) -> None:
+            super().__init__()
+            self.run_list = run_list
+            self.total = total
+
     class CursorMoved(Message):
         def __init__(self, run_list: RunList, run: StoredRun | None) -> None:
             super().__init__()
@@ -119,16 +128,45 @@ class RunList(ScrollView, can_focus=True):
         self.reload()
 
     def reload(self, *, keep_cursor: bool = True) -> None:
-        """Recount and drop cached rows; call when the mirror or the filter changed."""
+        """Drop cached rows and recount; call when the mirror or the filter changed.
+
+        The first screenful never waits for a count: without filters the total
+        is the mirror's row estimate, with filters the first page tells whether
+        there are more. The exact count follows from a thread worker on its own
+        connection (``RunList.Counted``).
+        """
         self._rows.clear()
-        self.total = self.mirror.count_runs(self.filters)
+        if self.filters == RunFilter():
+            estimate = self.mirror.estimate_runs()
+        else:
+            first = self.mirror.page_runs(self.filters, None, PAGE)
+            self._rows = dict(enumerate(first))
+            estimate = len(first)
+        self._set_total(estimate, keep_cursor=keep_cursor)
+        if estimate >= PAGE or self.filters == RunFilter():
+            self._count_exactly(self.filters)
+
+    def _set_total(self, total: int, *, keep_cursor: bool = True) -> None:
+        self.total = total
         self.cursor = min(self.cursor, max(0, self.total - 1)) if keep_cursor else 0
         self.virtual_size = Size(self.size.width, self.total + 1)
         self.refresh()
+        self.post_message(self.Counted(self, total))
+
+    @work(thread=True, exclusive=True, group="run-count", exit_on_error=False)
+    def _count_exactly(self, filters: RunFilter) -> None:
+        total = self.mirror.count_runs_apart(filters)
+        self.app.call_from_thread(self._counted, filters, total)
+
+    def _counted(self, filters: RunFilter, total: int) -> None:
+        if filters == self.filters and total != self.total:  # not a stale answer
+            if self.total < total:
+                self._rows = {i: r for i, r in self._rows.items() if i < self.total}
+            self._set_total(total)
 
     def set_filters(self, filters: RunFilter) -> None:
         """Show ``filters`` from the top (raises MirrorError for a bad regex, nothing changed)."""
-        self.mirror.count_runs(filters)  # validate before replacing anything
+        filters.where()  # validate (a bad regex raises) before replacing anything
         self.filters = filters
         self.scroll_to(y=0, animate=False)
         self.reload(keep_cursor=False)

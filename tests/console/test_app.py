@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from textual.command import CommandList
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
@@ -371,3 +372,16 @@ async def test_remapped_key_switches_view(tmp_path: Path) -> None:
         await until(pilot, lambda: isinstance(app.screen, JobsScreen))
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+async def test_command_palette_opens_a_job(tmp_path: Path) -> None:
+    """ctrl+p lists the mirror's jobs; choosing one opens its detail."""
+    app = fixed.make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        await pilot.press("ctrl+p", *"Job: report")
+        await until(pilot, lambda: bool(app.screen.query(CommandList)))
+        await until(pilot, lambda: app.screen.query_one(CommandList).option_count > 0)
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        assert app.screen.job_name == "report"
