@@ -17,7 +17,7 @@ from shared.identity import public_key_line
 from shared.models import Job
 from shared.protocol import LogsRead, PutJob, RunParams, Subscribe
 from tests.agentd.wsclient import Client
-from tests.e2e.agentkit import AgentProc
+from tests.e2e.agentkit import AgentProc, wait_for
 
 
 @pytest.fixture
@@ -40,8 +40,9 @@ async def test_init_serve_login_run_and_read_log(agent: AgentProc) -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     with (agent.data_dir / "authorized_operators").open("a") as f:
         f.write(f"admin alice {public_key_line(key)} alice@laptop\n")
-    status = agent.start().wait_ready()
-    url = status["listen"]
+    agent.start()
+    # The control socket answers before the wire listens: poll status for the URL.
+    url = wait_for(lambda: agent.request("status").get("listen"), what="the wire listening")
     assert url.startswith("wss://127.0.0.1:")
 
     context = ssl.create_default_context()
