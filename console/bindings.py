@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from shared.errors import SquError
 
@@ -100,9 +100,9 @@ KEYS: dict[str, KeySpec] = {
 _KEY = re.compile(r"^[A-Za-z0-9_+]+$")
 
 
-def bindings(*ids: str) -> list[Binding]:
+def bindings(*ids: str) -> list[BindingType]:
     """Textual bindings for ``ids`` from the table (a typo is a KeyError at import)."""
-    out = []
+    out: list[BindingType] = []
     for binding_id in ids:
         spec = KEYS[binding_id]
         out.append(

@@ -425,8 +425,8 @@ class Mirror:
     def job_summaries(self, *, recent: int = 20) -> list[JobSummary]:
         """One row per fleet job with its last status, success rate and recent durations."""
         by_name: dict[str, list[StoredJob]] = {}
-        for stored in self.jobs():
-            by_name.setdefault(stored.record.job.name, []).append(stored)
+        for one in self.jobs():
+            by_name.setdefault(one.record.job.name, []).append(one)
         out = []
         for name, stored in by_name.items():
             rows = self._query(

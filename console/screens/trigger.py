@@ -141,7 +141,7 @@ class TriggerDialog(ModalScreen[TriggerRequest | None]):
     def on_input_changed(self, event: Input.Changed) -> None:
         self._update()
 
-    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
         self._update()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
