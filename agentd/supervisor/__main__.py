@@ -29,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="auto: a cgroup v2 subtree when we may create one, else the sweep",
     )
+    parser.add_argument(
+        "--idle-exit-s",
+        type=float,
+        default=600.0,
+        help="exit after this long with no job, no unacked exit and no client (0: never)",
+    )
     args = parser.parse_args(argv)
     data_dir: Path = args.data_dir.resolve()
     sdir = supervisor_dir(data_dir)
@@ -48,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s supervisor[%(process)d] %(levelname)s %(message)s",
     )
     os.chdir("/")
-    asyncio.run(Supervisor(data_dir, containment=args.containment).serve())
+    asyncio.run(
+        Supervisor(data_dir, containment=args.containment, idle_exit_s=args.idle_exit_s).serve()
+    )
     return 0
 
 

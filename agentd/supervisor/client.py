@@ -107,9 +107,14 @@ class SupervisorClient:
             return await cls.connect(data_dir)
         except SupervisorUnavailable:
             pass
-        await asyncio.to_thread(spawn_supervisor, data_dir, containment=containment)
         deadline = time.monotonic() + timeout_s
+        spawned_at = -1.0
         while True:
+            if time.monotonic() - spawned_at > 5.0:
+                # Again every 5 s: a supervisor that was just exiting (idle) held the lock
+                # when we spawned the last one, which then stepped aside.
+                await asyncio.to_thread(spawn_supervisor, data_dir, containment=containment)
+                spawned_at = time.monotonic()
             try:
                 return await cls.connect(data_dir)
             except SupervisorUnavailable:
@@ -257,7 +262,9 @@ async def _open_unix(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWr
         os.close(dirfd)
 
 
-def spawn_supervisor(data_dir: Path, *, containment: str = "auto") -> None:
+def spawn_supervisor(
+    data_dir: Path, *, containment: str = "auto", idle_exit_s: float | None = None
+) -> None:
     """Start a detached supervisor for ``data_dir`` (it exits at once if one already runs)."""
     sdir = supervisor_dir(data_dir)
     sdir.mkdir(parents=True, exist_ok=True)
@@ -278,6 +285,7 @@ def spawn_supervisor(data_dir: Path, *, containment: str = "auto") -> None:
                 "--detach",
                 "--containment",
                 containment,
+                *(["--idle-exit-s", str(idle_exit_s)] if idle_exit_s is not None else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=logf,

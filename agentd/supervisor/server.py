@@ -128,8 +128,13 @@ class SupervisorError(Exception):
 class Supervisor:
     """The supervisor's state and loop. ``await Supervisor(data_dir).serve()`` runs it."""
 
-    def __init__(self, data_dir: Path, *, containment: str = "auto") -> None:
+    def __init__(
+        self, data_dir: Path, *, containment: str = "auto", idle_exit_s: float = 600.0
+    ) -> None:
         self.data_dir = data_dir
+        # With no job, no unacked exit and no client for this long, exit: the agent
+        # starts a new one when it connects again (0: never).
+        self.idle_exit_s = idle_exit_s
         self.dir = supervisor_dir(data_dir)
         self.journal: Journal | None = None
         self.runs: dict[str, Run] = {}
@@ -188,11 +193,17 @@ class Supervisor:
         if ready is not None:
             ready.set()
         upkeep = asyncio.create_task(self._upkeep())
+        idle_since = time.monotonic()
         try:
             while not (self.stopping and not self.runs):
                 self.idle.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.idle.wait(), 1.0)
+                if self.runs or self.conns or self.unacked:
+                    idle_since = time.monotonic()
+                elif self.idle_exit_s and time.monotonic() - idle_since > self.idle_exit_s:
+                    log.info("idle for %.0f s with no client: exiting", self.idle_exit_s)
+                    self.stopping = True
         finally:
             upkeep.cancel()
             server.close()

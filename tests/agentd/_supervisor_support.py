@@ -43,10 +43,10 @@ def pid_gone(pid: int) -> bool:
         return True
 
 
-def start_supervisor(data_dir: Path, containment: str = "auto") -> int:
+def start_supervisor(data_dir: Path, containment: str = "auto", **kw) -> int:
     """Start a detached supervisor for ``data_dir`` and return its pid once it listens."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    spawn_supervisor(data_dir, containment=containment)
+    spawn_supervisor(data_dir, containment=containment, **kw)
     wait_for(
         lambda: socket_path(data_dir).exists() and (supervisor_dir(data_dir) / "pid").exists(),
         what="the supervisor socket",

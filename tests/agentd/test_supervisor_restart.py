@@ -26,6 +26,7 @@ from tests.agentd._supervisor_support import (
     running_supervisor,
     sh,
     spec,
+    start_supervisor,
     stop_supervisor,
     supervisor_pid,
     wait_exit,
@@ -210,3 +211,22 @@ async def test_adopted_job_still_gets_its_timeout(tmp_path):
         assert rec.outcome == "lost"
         assert time.monotonic() - t0 < 15
         assert not is_process_alive(started.pid, started.start_ticks, started.boot_id)
+
+
+def test_idle_supervisor_exits_and_is_started_again(tmp_path):
+    """With no job and no client it exits after its idle time; connect_or_spawn starts another."""
+    data = tmp_path / "d"
+    pid = start_supervisor(data, idle_exit_s=0.5)
+    wait_for(lambda: pid_gone(pid), 15, "the idle supervisor to exit")
+
+    async def reconnect() -> int:
+        sup = await SupervisorClient.connect_or_spawn(data)
+        try:
+            return sup.supervisor_pid
+        finally:
+            await sup.close()
+
+    try:
+        assert asyncio.run(reconnect()) != pid
+    finally:
+        stop_supervisor(data)
