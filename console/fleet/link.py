@@ -127,7 +127,9 @@ class AgentError(SquError):
     code = "error"
 
     def __init__(self, agent: str, code: str, message: str, details: dict[str, Any]) -> None:
-        super().__init__(f"{agent}: {message}", agent=agent, remote_code=code, **details)
+        super().__init__(
+            f"{agent}: {message}", agent=agent, remote_code=code, remote_details=details
+        )
         self.remote_code = code
         self.agent = agent
 
@@ -541,13 +543,13 @@ class Link:
         await asyncio.to_thread(self.mirror.put_jobs, self.name, result.jobs, replace_all=True)
         self._emit(JobsChanged(self.name))
 
-    async def sync_history(self, *, batch: int = 500) -> int:
+    async def sync_history(self, *, mirror: Mirror | None = None, batch: int = 500) -> int:
         """Pull every change after the mirror's cursor into the mirror; returns rows stored.
 
         Each batch and the cursor go in one transaction (``Mirror.upsert_executions``),
         so killing the console mid-sync loses nothing and repeats nothing.
         """
-        mirror = self.mirror
+        mirror = mirror or self.mirror
         if mirror is None:
             raise SquError("sync_history needs a mirror")
         stored = 0
