@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "AlertKind",
     "Approval",
     "Backoff",
     "Concurrency",
@@ -101,3 +102,17 @@ class Role(StrEnum):
 
 
 _RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.APPROVER: 2, Role.ADMIN: 3}
+
+
+class AlertKind(StrEnum):
+    """What an alert is about (docs/alerts.md); decided by ``shared.alerts``."""
+
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    RETRYING = "retrying"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    RECOVERED = "recovered"
+    LOST = "lost"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    LONG_RUNNING = "long_running"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from shared.enums import (
+    AlertKind,
     Approval,
     Backoff,
     Concurrency,
@@ -21,6 +22,7 @@ from shared.enums import (
 )
 
 __all__ = [
+    "AlertPolicy",
     "Execution",
     "Job",
     "JobRecord",
@@ -39,6 +41,21 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # Fraction of the delay added at random (0.1 = up to +10%), so a fleet does not retry in step.
     jitter: float = 0.1
     on: tuple[RetryOn, ...] = (RetryOn.FAILED, RetryOn.TIMEOUT)
+
+
+class AlertPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A job's alerting overrides (docs/alerts.md); ``None`` fields take the agent's defaults."""
+
+    # Names of channels from agentd.toml [alerts.channel.*]; None: the agent's default
+    # channels; an empty list: this job sends no notifications (alerts are still recorded).
+    channels: tuple[str, ...] | None = None
+    # Which alert kinds notify; None: every kind.
+    on: tuple[AlertKind, ...] | None = None
+    # Long-running: past this many seconds, or past this factor of the recent median.
+    long_running_s: float | None = None
+    long_running_factor: float | None = None
+    # Recipients for email channels; empty: the channel's own (or the crontab's MAILTO label).
+    email_to: tuple[str, ...] = ()
 
 
 class Parameter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -80,6 +97,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     max_log_bytes: int = 10 * 1024 * 1024
     labels: dict[str, str] = {}
     idempotent: bool = False
+    alerts: AlertPolicy | None = None
 
     @property
     def is_manual_only(self) -> bool:
