@@ -26,10 +26,10 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from shared import cron
-from shared.enums import Approval, Backoff, Concurrency, Misfire, RetryOn
+from shared.enums import AlertKind, Approval, Backoff, Concurrency, Misfire, RetryOn
 from shared.envrules import check_env_names
 from shared.errors import InvalidJob, InvalidSchedule, SquError
-from shared.models import Job, Parameter, RetryPolicy
+from shared.models import AlertPolicy, Job, Parameter, RetryPolicy
 from shared.tomlpos import TomlIndex
 
 __all__ = [
@@ -75,11 +75,13 @@ _ENUM_FIELDS: dict[str, type[Any]] = {
     "approval": Approval,
     "retry.backoff": Backoff,
     "retry.on": RetryOn,
+    "alerts.on": AlertKind,
 }
 _STRUCT_AT: dict[str, type[msgspec.Struct]] = {
     "": Job,
     "retry": RetryPolicy,
     "parameters": Parameter,
+    "alerts": AlertPolicy,
 }
 
 
@@ -275,6 +277,8 @@ def _check_job(job: Job, where: str) -> None:
     _check_number(job.kill_grace_s, "kill_grace_s", bad, low=0.0, high=_MAX_GRACE_S)
     _check_number(job.misfire_grace_s, "misfire_grace_s", bad, low=0.0)
     _check_retry(job.retry, bad)
+    if job.alerts is not None:
+        _check_alerts(job.alerts, bad)
     if not MIN_LOG_BYTES <= job.max_log_bytes <= MAX_LOG_BYTES:
         raise bad(
             "max_log_bytes",
@@ -304,6 +308,24 @@ def _check_job(job: Job, where: str) -> None:
                 key,
             )
         _check_text(value, f"labels.{key}", _MAX_TEXT, bad)
+
+
+_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _check_alerts(policy: AlertPolicy, bad: _Bad) -> None:
+    # Channel names are checked against agentd.toml when the agent routes an alert: a job
+    # file may name a channel that another agent of the fleet defines.
+    for name in policy.channels or ():
+        if not _CHANNEL_NAME.match(name):
+            raise bad("alerts.channels", "channel names are letters, digits, '.', '_', '-'", name)
+    if policy.long_running_s is not None:
+        _check_number(policy.long_running_s, "alerts.long_running_s", bad, above=0.0)
+    if policy.long_running_factor is not None:
+        _check_number(policy.long_running_factor, "alerts.long_running_factor", bad, above=1.0)
+    for address in policy.email_to:
+        if "@" not in address or any(c.isspace() or c in "<>,;" for c in address):
+            raise bad("alerts.email_to", "must be plain e-mail addresses (user@host)", address)
 
 
 def _check_text(value: str, field: str, limit: int, bad: _Bad) -> None:
@@ -629,6 +651,7 @@ _FIRST = ("description", "command", "script", "interpreter", "cron", "at", "time
 _WRITE_ORDER = _FIRST + tuple(f for f in Job.__struct_fields__ if f not in _FIRST)
 _DEFAULT_RETRY = RetryPolicy()
 _DEFAULT_PARAM = Parameter(name="x")
+_DEFAULT_ALERTS = AlertPolicy()
 
 
 def _job_lines(job: Job) -> str:
@@ -642,6 +665,9 @@ def _job_lines(job: Job) -> str:
         if field == "retry":
             nested.append(f"\n[{table}.retry]")
             nested.extend(_changed_fields(value, _DEFAULT_RETRY))
+        elif field == "alerts":
+            nested.append(f"\n[{table}.alerts]")
+            nested.extend(_changed_fields(value, _DEFAULT_ALERTS))
         elif field in ("env", "labels"):
             nested.append(f"\n[{table}.{field}]")
             nested.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
