@@ -31,6 +31,8 @@ from shared.textsafe import inert_bytes
 __all__ = [
     "EXIT_PARTIAL",
     "Context",
+    "NoAgents",
+    "NoneUp",
     "add_on",
     "context",
     "mirror_path",
@@ -49,7 +51,9 @@ class NoAgents(SquError):
 
     def __init__(self, path: Path) -> None:
         super().__init__(
-            f"no agents in {path}; add one with `squ agents add NAME URL`", path=str(path)
+            f"no agents in {path}; add one with `squ agents add NAME URL` "
+            "(or try `squ demo`: a local agent with sample jobs)",
+            path=str(path),
         )
 
 
