@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from pathlib import Path
@@ -125,3 +126,36 @@ async def test_dropped_bytes_are_counted_per_stream(sup, data_dir):
     one = len(b"".join(b"%d\n" % i for i in range(1, 20001)))
     assert (kept_out + out, kept_err + err) == (one, one)
     assert total == out + err == rec.dropped_bytes == 2 * one - 4000
+
+
+@pytest.mark.slow
+async def test_one_gib_of_output_keeps_memory_flat(sup, data_dir):
+    """1 GiB of output: agent and supervisor RSS grow by less than 20 MB (issue 8 goal)."""
+    sup_proc = psutil.Process(int((data_dir / "sup.pid").read_text()))
+    me = psutil.Process()
+    before_me, before_sup = me.memory_info().rss, sup_proc.memory_info().rss
+    s, rec = await _run(sup, data_dir, ["head", "-c", "1G", "/dev/zero"])
+    assert rec.log_bytes == 1 << 30 and rec.dropped_bytes == (1 << 30) - s.max_log_bytes
+    assert me.memory_info().rss - before_me < 20 << 20
+    assert sup_proc.memory_info().rss - before_sup < 20 << 20
+
+
+@pytest.mark.slow
+async def test_two_hundred_sleeping_jobs_cost_little_memory(sup, data_dir):
+    """200 running jobs add well under 3 MB each to the supervisor (issue 8 goal)."""
+    sup_proc = psutil.Process(int((data_dir / "sup.pid").read_text()))
+    before = sup_proc.memory_info().rss
+    specs = [spec(data_dir, ["sleep", "60"]) for _ in range(200)]
+    for s in specs:
+        await sup.start(s)
+    grown = sup_proc.memory_info().rss - before
+    for s in specs:
+        await sup.cancel(s.exec_id)
+    waiting = {s.exec_id for s in specs}
+    async with asyncio.timeout(50):
+        async for rec in sup.exits():
+            await sup.ack(rec.exec_id)
+            waiting.discard(rec.exec_id)
+            if not waiting:
+                break
+    assert grown / 200 < 3 << 20
