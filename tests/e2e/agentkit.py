@@ -83,7 +83,13 @@ class AgentProc:
         assert self.proc is None or self.proc.poll() is not None, "agent already running"
         self.starts += 1
         log = open(self.data_dir / "agentd.stderr", "ab")  # the child keeps its copy
-        env = {**os.environ, "PYTHONPATH": _pythonpath(), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": _pythonpath(),
+            "PYTHONUNBUFFERED": "1",
+            # No fixed metrics port: tests run side by side.
+            "SQU_AGENTD_METRICS": "off",
+        }
         self.proc = subprocess.Popen(
             [*self._serve_argv(), "--log-level", "debug"],
             stdin=subprocess.DEVNULL,
