@@ -37,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     data_dir: Path = args.data_dir.resolve()
+    # Everything we create (socket, journal, logs) is ours alone: the socket
+    # starts jobs as root, so no other user may even reach it.
+    os.umask(0o077)
     sdir = supervisor_dir(data_dir)
     sdir.mkdir(parents=True, exist_ok=True)
+    os.chmod(sdir, 0o700)
     if args.detach:
         if os.fork() > 0:
             os._exit(0)

@@ -25,6 +25,8 @@ import pwd
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -337,6 +339,13 @@ class Supervisor:
     # -- requests ------------------------------------------------------------------
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        uid = _peer_uid(writer)
+        if uid != os.getuid():
+            # Belt and braces beside the 0700 directory: a client of another user
+            # could start jobs as us.
+            log.warning("refused a client running as uid %s", uid)
+            writer.close()
+            return
         conn = _Conn(writer)
         self.conns.add(conn)
         decoder = MessageReader()
@@ -504,6 +513,10 @@ class Supervisor:
 
     def _spawn(self, spec: RunSpec, run_dir: Path) -> Started:
         uid, gid, groups = _credentials(spec)
+        env = spec.env
+        if "SQU_EXECUTION_ID" not in env:
+            # The sweep recognises escaped descendants by it (contain.members_by_sweep).
+            env = {**env, "SQU_EXECUTION_ID": spec.exec_id}
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         sink: LogSink | None = None
@@ -523,7 +536,7 @@ class Supervisor:
                     stdout=out_w,
                     stderr=err_w,
                     cwd=spec.cwd,
-                    env=spec.env,
+                    env=env,
                     user=uid,
                     group=gid,
                     extra_groups=groups,
@@ -872,6 +885,16 @@ _OPS = {
     "list": Supervisor._op_list,
     "ack": Supervisor._op_ack,
 }
+
+
+def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    sock = writer.get_extra_info("socket")
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (OSError, AttributeError):
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
 
 
 def _write_exit_files(items: list[tuple[Path, bytes]]) -> None:

@@ -366,3 +366,31 @@ print(total, dropped, sink.error)
     total, dropped, error = out.stdout.split(" ", 2)
     assert total == "10000" and 6000 <= int(dropped) < 10000  # what fitted in 4 KiB is kept
     assert "log write failed" in error
+
+
+def test_another_user_cannot_reach_the_supervisor(data_dir):
+    """A process running as 'nobody' cannot connect to the supervisor's socket."""
+    import subprocess
+
+    from agentd.supervisor.server import socket_path
+
+    code = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        f"    s.connect({str(socket_path(data_dir))!r})\n"
+        "except OSError as e:\n"
+        "    print('refused', e.errno)\n"
+        "    sys.exit(0)\n"
+        "s.settimeout(5)\n"
+        "print('closed' if s.recv(1) == b'' else 'open')\n"
+    )
+    out = subprocess.run(
+        ["/usr/bin/python3", "-c", code],
+        user="nobody",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+    )
+    assert out.stdout.split()[0] in ("refused", "closed"), out
