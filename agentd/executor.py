@@ -185,13 +185,16 @@ class Executor:
         return await self.store.call(ex_sql.insert_execution, self.build(record, **fields))
 
     async def insert_batch(
-        self, rows: list[Execution], state: Mapping[str, Any] | None = None
+        self,
+        rows: list[Execution],
+        state: Mapping[str, Any] | None = None,
+        forget: list[str] | None = None,
     ) -> list[Execution]:
-        """Commit many rows (and meta ``state``) in one transaction: one fsync for a burst.
+        """Commit many rows, meta ``state`` and meta deletions in one transaction (one fsync).
 
         Returns the rows that were new (a tick already recorded is left out).
         """
-        return await self.store.call(_insert_batch, rows, dict(state or {}))
+        return await self.store.call(_insert_batch, rows, dict(state or {}), list(forget or []))
 
     def start_soon(self, ex: Execution) -> None:
         """Start ``ex`` in a task of its own, so one slow spawn never delays a tick."""
@@ -209,6 +212,16 @@ class Executor:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)
 
     # -- starting ----------------------------------------------------------------
+
+    def start_pending_soon(self, exec_id: str) -> None:
+        """``start_pending`` in a task of its own (many retries due together start together)."""
+        self._background(self._pending_logged(exec_id), f"pending-{exec_id}")
+
+    async def _pending_logged(self, exec_id: str) -> None:
+        try:
+            await self.start_pending(exec_id)
+        except Exception:
+            log.exception("starting the pending execution %s failed", exec_id)
 
     async def start_pending(self, exec_id: str) -> None:
         """Start the pending execution ``exec_id`` (a retry or manual run whose time came)."""
@@ -600,11 +613,15 @@ def _tail(run_dir: Path, stream: str) -> str:
         return ""
 
 
-def _insert_batch(db: Any, rows: list[Execution], state: dict[str, Any]) -> list[Execution]:
+def _insert_batch(
+    db: Any, rows: list[Execution], state: dict[str, Any], forget: list[str]
+) -> list[Execution]:
     with db.atomic():
         inserted = ex_sql.insert_executions(db, rows) if rows else []
         for key, value in state.items():
             meta.set(db, key, value)
+        for key in forget:
+            meta.delete(db, key)
     return inserted
 
 

@@ -158,22 +158,25 @@ class Scheduler:
             log.warning("wall clock stepped by %+.1f s; re-planning every job", jump_s)
         now = self.wall()
         table = self.jobs()
-        for name in [n for n in self._next_due if n not in table]:
-            del self._next_due[name]
+        batch = _Batch()
+        for name in [n for n in self._hash if n not in table]:
+            # A removed job forgets its cursor: if it comes back, it starts from then.
+            self._next_due.pop(name, None)
             self._hash.pop(name, None)
             self._cursor.pop(name, None)
+            batch.forget.append(f"sched:{name}")
+        fresh = [r for n, r in table.items() if self._hash.get(n) != r.definition_hash]
+        if fresh:
+            await self._load_cursors(fresh)
         # Plan every due job first, then commit all their rows and cursors in one
         # transaction (one fsync for a burst of 1,000 jobs), then start them.
-        batch = _Batch()
+        is_fresh = {r.job.name for r in fresh}
         for name, record in table.items():
-            fresh = self._hash.get(name) != record.definition_hash
-            if fresh:
-                await self._load_cursor(record)
             due = self._next_due.get(name)
-            if fresh or abs(jump_s) > JUMP_NOTICE_S or (due is not None and due <= now):
+            if name in is_fresh or abs(jump_s) > JUMP_NOTICE_S or (due is not None and due <= now):
                 self._plan(record, now, jump_s, batch)
-        if batch.rows or batch.state:
-            inserted = await self.executor.insert_batch(batch.rows, batch.state)
+        if batch.rows or batch.state or batch.forget:
+            inserted = await self.executor.insert_batch(batch.rows, batch.state, batch.forget)
             committed_ms = (self.wall() - now) * 1000
             for ex in inserted:
                 if ex.status is S.QUEUED:
@@ -187,23 +190,26 @@ class Scheduler:
                 )
         while self._pending and self._pending[0][0] <= self.wall():
             _, exec_id = heapq.heappop(self._pending)
-            await self.executor.start_pending(exec_id)
+            self.executor.start_pending_soon(exec_id)
 
-    async def _load_cursor(self, record: JobRecord) -> None:
-        """The job's cursor from the store, or None if it is new, changed or was disabled."""
-        name = record.job.name
-        saved = await self.store.call(meta.get, f"sched:{name}")
-        cursor: float | None = None
-        if isinstance(saved, dict):
-            try:
-                # Same definition and was enabled: resume where it stopped, so the misfire
-                # policy sees the downtime. Otherwise: no backlog.
-                if saved.get("hash") == record.definition_hash and saved.get("enabled", True):
-                    cursor = float(saved["cursor"])
-            except (ValueError, KeyError, TypeError):
-                log.warning("ignoring unreadable scheduler state for %s: %r", name, saved)
-        self._cursor[name] = cursor
-        self._hash[name] = record.definition_hash
+    async def _load_cursors(self, records: list[JobRecord]) -> None:
+        """Each job's cursor from the store, or None if it is new, changed or was disabled."""
+        keys = [f"sched:{r.job.name}" for r in records]
+        saved_all = await self.store.call(_read_meta, keys)
+        for record, saved in zip(records, saved_all, strict=True):
+            name = record.job.name
+            cursor: float | None = None
+            if isinstance(saved, dict):
+                try:
+                    # Same definition and was enabled: resume where it stopped, so the
+                    # misfire policy sees the downtime. Otherwise: no backlog.
+                    same = saved.get("hash") == record.definition_hash
+                    if same and saved.get("enabled", True):
+                        cursor = float(saved["cursor"])
+                except (ValueError, KeyError, TypeError):
+                    log.warning("ignoring unreadable scheduler state for %s: %r", name, saved)
+            self._cursor[name] = cursor
+            self._hash[name] = record.definition_hash
 
     def _plan(self, record: JobRecord, now: float, jump_s: float, batch: _Batch) -> None:
         """Plan one job's ticks between its cursor and now into ``batch`` (rows + new cursor)."""
@@ -270,12 +276,17 @@ class Scheduler:
         batch.save(record, cursor)
 
 
+def _read_meta(db: Any, keys: list[str]) -> list[Any]:
+    return [meta.get(db, key) for key in keys]
+
+
 class _Batch:
     """The rows and cursors of one scheduler turn, committed together."""
 
     def __init__(self) -> None:
         self.rows: list[Execution] = []
         self.state: dict[str, Any] = {}
+        self.forget: list[str] = []
         self.fired = 0
         self.earliest = float("inf")
 
