@@ -109,6 +109,14 @@ class SquApp(App[None]):
             await self.fleet.run(self.post_message)
         except SquError as exc:
             self.notify(exc.message, title="fleet stopped", severity="error", timeout=30)
+        except Exception as exc:  # the top of a long-lived task: say so, keep the UI usable
+            self.log.error("fleet stopped", exc)
+            self.notify(
+                f"{type(exc).__name__}: {exc}; the views show the mirror as it was",
+                title="fleet stopped",
+                severity="error",
+                timeout=30,
+            )
 
     # -- what the views read ------------------------------------------------------
 
@@ -324,11 +332,18 @@ class SquApp(App[None]):
         return found[0]
 
 
-def run_tui(mirror_path: str | Path, fleet: FleetSource, *, config: TuiConfig | None = None) -> int:
-    """Open the mirror at ``mirror_path`` and run the TUI until the operator quits."""
-    mirror = Mirror.open(mirror_path)
+def run_tui(
+    mirror_path: str | Path | Mirror, fleet: FleetSource, *, config: TuiConfig | None = None
+) -> int:
+    """Run the TUI until the operator quits, over the mirror at ``mirror_path``.
+
+    Pass the ``Mirror`` the fleet writes to (one connection for both), or a
+    path to open one here (closed on exit).
+    """
+    mirror = mirror_path if isinstance(mirror_path, Mirror) else Mirror.open(mirror_path)
     try:
         SquApp(mirror, fleet, config=config).run()
     finally:
-        mirror.close()
+        if mirror is not mirror_path:
+            mirror.close()
     return 0

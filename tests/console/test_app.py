@@ -11,7 +11,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
 from console.app import SquApp
-from console.fleet.source import ExecutionsChanged, LinkState, LogChunk, with_link
+from console.fleet.source import ExecutionsChanged, LinkState, LogChunk, StaticFleet, with_link
 from console.screens.job_detail import JobDetailScreen
 from console.screens.job_editor import JobEditorScreen
 from console.screens.jobs import JobsScreen
@@ -385,3 +385,19 @@ async def test_command_palette_opens_a_job(tmp_path: Path) -> None:
         await pilot.press("down", "enter")
         await until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
         assert app.screen.job_name == "report"
+
+
+async def test_a_failing_fleet_is_a_toast_not_a_crash(tmp_path: Path) -> None:
+    """If the fleet's run dies, the TUI says so and keeps showing the mirror."""
+
+    class BrokenFleet(StaticFleet):
+        async def run(self, post: object) -> None:
+            raise RuntimeError("links gone")
+
+    mirror = fixed.build_mirror(tmp_path / "m.db")
+    fleet = BrokenFleet(states=list(fixed.AGENTS))
+    app = SquApp(mirror, fleet, clock=lambda: fixed.NOW, config=TuiConfig(theme="squ-dark"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: any("RuntimeError: links gone" in t for t in toasts(app)))
+        await pilot.press("3")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
