@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 import sqlite_utils
 
+from agentd.alerts import store as alert_sql
 from agentd.store import meta
 from agentd.store.errors import InvalidField, InvalidQuery
 from agentd.store.schema import next_seq
@@ -101,9 +102,12 @@ def insert_execution(db: sqlite_utils.Database, ex: Execution) -> Execution | No
             row["seq"] = next_seq(db)
             if db.execute(_INSERT, _insert_args(row)).rowcount == 0:
                 raise _Duplicate
+            stored = _from_row(row)
+            # Issue 5: an alert commits in the transaction of the change that raised it.
+            alert_sql.record_change(db, None, stored)
     except _Duplicate:
         return None
-    return _from_row(row)
+    return stored
 
 
 def insert_executions(db: sqlite_utils.Database, exs: Iterable[Execution]) -> list[Execution]:
@@ -123,6 +127,7 @@ def insert_executions(db: sqlite_utils.Database, exs: Iterable[Execution]) -> li
             row["seq"] = first + offset
             if db.execute(_INSERT, _insert_args(row)).rowcount:
                 inserted.append(_from_row(row))
+                alert_sql.record_change(db, None, inserted[-1])
     return inserted
 
 
@@ -148,7 +153,9 @@ def apply_event(
             started = changes.get("started_at", current.started_at)
             if "duration_ms" not in changes and started is not None:
                 changes["duration_ms"] = max(0, round((changes["finished_at"] - started) * 1000))
-        return _update(db, current, changes, "apply_event")
+        after = _update(db, current, changes, "apply_event")
+        alert_sql.record_change(db, current, after)
+        return after
 
 
 def update_fields(db: sqlite_utils.Database, exec_id: str, **fields: Any) -> Execution:

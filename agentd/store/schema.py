@@ -116,6 +116,15 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", [f'"{secrets.token_hex(16)}"'])
 
 
+@_migration("0002_alerts")
+def _m0002_alerts(db: sqlite_utils.Database) -> None:
+    # The alerts package owns its tables (docs/alerts.md); the migration is registered here
+    # so that every reader of the store knows it, daemon or not.
+    from agentd.alerts.schema import create_alert_tables
+
+    create_alert_tables(db)
+
+
 def migrate(db: sqlite_utils.Database, path: Path | str) -> None:
     """Apply pending migrations; raise ``StoreTooNew`` if the file knows migrations we don't."""
     unknown = unknown_migrations(db)
