@@ -14,15 +14,17 @@ data dirty; a timer redraws the visible screen at most every ``refresh_s``.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 from rich.text import Text
 from textual import events, work
-from textual.app import App
+from textual.app import App, SuspendNotSupported
 from textual.binding import BindingType
 from textual.command import Provider
 from textual.notifications import SeverityLevel
@@ -302,10 +304,27 @@ class SquApp(App[None]):
         elif command.name == "logs":
             run = self._find_run(command.argument, command.agent)
             self.push_screen(LogScreen(run.agent, run.execution.id))
+        elif command.name == "ssh":
+            self.ssh_to(command.argument)
         elif command.name == "theme":
             if command.argument not in THEMES:
                 raise SquError(f"theme {command.argument!r} is not one of {', '.join(THEMES)}")
             self.theme = command.argument
+
+    def ssh_to(self, agent: str) -> None:
+        """Hand the terminal to ``ssh HOST`` (the agent's host); the TUI resumes on exit."""
+        self._require_agent(agent)
+        host = urlsplit(self._agents[agent].url).hostname
+        if not host:
+            raise SquError(f"agent {agent} has no host in its URL")
+        try:
+            with self.suspend():
+                # The operator's own ssh, with their config and agent; argv, never a shell.
+                subprocess.run(["ssh", "--", host], check=False)
+        except SuspendNotSupported:
+            raise SquError("this terminal cannot be handed over (no suspend here)") from None
+        except FileNotFoundError:
+            raise SquError("no ssh command on this machine") from None
 
     def _require_agent(self, name: str) -> None:
         if name not in self._agents:

@@ -8,7 +8,8 @@ which the app shows as a toast. Supported:
   [status=a,b] [trigger=..] [since=24h] [until=1h]``
 * ``:job NAME`` (detail), ``:edit NAME``, ``:new`` (editor), ``:logs EXEC``
   (an execution id or its unique prefix; ``@agent`` when several agents ran
-  it), ``:theme NAME``, ``:q``
+  it), ``:theme NAME``, ``:ssh AGENT`` (hands the terminal to ``ssh`` to that
+  agent's host, back on exit), ``:q``
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from shared.errors import SquError
 
 __all__ = ["BadCommand", "Command", "parse_command", "parse_duration_s"]
 
-COMMANDS = ("servers", "jobs", "runs", "job", "edit", "new", "logs", "theme", "q", "quit")
+COMMANDS = (
+    "servers", "jobs", "runs", "job", "edit", "new", "logs", "theme", "ssh", "q", "quit",
+)  # fmt: skip
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -74,7 +77,9 @@ def parse_command(text: str, *, now: float) -> Command:
             agent = word[1:]
         else:
             positional.append(word)
-    if name in ("job", "edit", "logs", "theme") and len(positional) != 1:
+    if name == "ssh" and not positional and agent:
+        positional = [agent]  # ":ssh @db1" reads as well as ":ssh db1"
+    if name in ("job", "edit", "logs", "theme", "ssh") and len(positional) != 1:
         raise BadCommand(text, f"{name} takes exactly one argument")
     if name in ("servers", "jobs", "new", "q") and positional:
         raise BadCommand(text, f"{name} takes no argument {positional[0]!r}")

@@ -10,6 +10,7 @@ confirmed with the equivalent command, focus on Cancel).
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
 from rich.text import Text
@@ -28,8 +29,8 @@ from shared.errors import SquError
 __all__ = ["RunsScreen", "describe_filters"]
 
 
-def describe_filters(filters: RunFilter) -> str:
-    """The filters in the ``:runs`` syntax, for the filter line."""
+def describe_filters(filters: RunFilter, tz: tzinfo = UTC) -> str:
+    """The filters in the ``:runs`` syntax (times shown in ``tz``), for the filter line."""
     words = []
     if filters.job:
         words.append(f"job={filters.job}")
@@ -39,8 +40,9 @@ def describe_filters(filters: RunFilter) -> str:
         words.append(f"status={','.join(sorted(filters.statuses))}")
     if filters.trigger:
         words.append(f"trigger={filters.trigger}")
-    if filters.since is not None:
-        words.append("since=…")
+    for word, bound in (("since", filters.since), ("until", filters.until)):
+        if bound is not None:
+            words.append(f"{word}={datetime.fromtimestamp(bound, tz):%m-%d %H:%M}")
     if filters.text:
         words.append(f"/{'!' if filters.invert else ''}{filters.text}")
     return " ".join(words)
@@ -85,7 +87,7 @@ class RunsScreen(SquScreen):
         flt = self.run_list.filters
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{self.run_list.total:,} runs", style="bold")
-        described = describe_filters(flt)
+        described = describe_filters(flt, self.squ.tz)
         text.append(f"  {described}" if described else "  all")
         self.query_one("#runs-filter", Static).update(text, layout=False)
 

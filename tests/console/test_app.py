@@ -401,3 +401,11 @@ async def test_a_failing_fleet_is_a_toast_not_a_crash(tmp_path: Path) -> None:
         await until(pilot, lambda: any("RuntimeError: links gone" in t for t in toasts(app)))
         await pilot.press("3")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+async def test_ssh_without_a_real_terminal_is_a_toast(tmp_path: Path) -> None:
+    """:ssh where the terminal cannot be handed over (headless) says so."""
+    app = fixed.make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("colon", *"ssh db1", "enter")
+        await until(pilot, lambda: any("cannot be handed over" in t for t in toasts(app)))

@@ -64,3 +64,9 @@ def test_bang_inverts_filter() -> None:
     """A leading ! inverts the / filter."""
     assert parse_filter("!^backup") == ("^backup", True)
     assert parse_filter("backup") == ("backup", False)
+
+
+def test_ssh_takes_an_agent() -> None:
+    """:ssh db1 and :ssh @db1 both name the agent."""
+    assert parse_command("ssh db1", now=NOW).argument == "db1"
+    assert parse_command("ssh @db1", now=NOW).argument == "db1"
