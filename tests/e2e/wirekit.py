@@ -8,6 +8,8 @@ fleet.toml; ``wire.squ(...)`` runs the ``squ`` CLI as a subprocess.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -21,14 +23,37 @@ class Wire:
         self.tmp = tmp_path
         self.config = tmp_path / "console"
         self.agents: dict[str, AgentProc] = {}
-        result = self.squ("keygen", "-C", "alice@test")
+        result = self.squ_process("keygen", "-C", "alice@test")
         assert result.returncode == 0, result.stderr
         self.public_line = (self.config / "id_ed25519.pub").read_text().strip()
 
-    def squ(
+    def squ(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``squ --config-dir CONFIG ARGS`` in this process (the CLI's own ``main``).
+
+        Same argv, exit code, stdout and stderr as the command line, without paying
+        the interpreter start-up for each call; ``squ_process`` runs a real process.
+        """
+        from console.cli import main
+
+        out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+        err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+        argv = ["--config-dir", str(self.config), *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse usage errors
+                code = exc.code if isinstance(exc.code, int) else 2
+        return subprocess.CompletedProcess(
+            argv,
+            code,
+            stdout=out.buffer.getvalue().decode(),  # type: ignore[attr-defined]
+            stderr=err.buffer.getvalue().decode(),  # type: ignore[attr-defined]
+        )
+
+    def squ_process(
         self, *args: str, timeout_s: float = 60.0, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``squ --config-dir CONFIG ARGS`` and capture its output."""
+        """Run ``squ --config-dir CONFIG ARGS`` as a subprocess and capture its output."""
         env = {**os.environ, "PYTHONPATH": _pythonpath(), "PYTHONUNBUFFERED": "1"}
         cmd = [sys.executable, "-m", "console", "--config-dir", str(self.config), *args]
         return subprocess.run(
