@@ -392,7 +392,7 @@ def history_filters(params: dict[str, Any]) -> dict[str, Any]:
         except ValueError:
             known = ", ".join(s.value for s in S)
             raise control.BadRequest(
-                f"history: unknown status {params['status']!r} (one of: {known})"
+                f"status: unknown value {params['status']!r} (one of: {known})"
             ) from None
     if params.get("since") is not None:
         out["since"] = float(params["since"])

@@ -75,4 +75,6 @@ def test_history_filter_refuses_unknown_status() -> None:
     """An unknown --status is refused with the list of statuses."""
     with pytest.raises(control.BadRequest) as info:
         history_filters({"status": "exploded"})
-    assert "success" in info.value.message and "'exploded'" in info.value.message
+    assert (
+        "success" in info.value.message and "status: unknown value 'exploded'" in info.value.message
+    )
