@@ -352,6 +352,34 @@ def check_certificate(ctx: Context) -> Check:
     return Check(Level.OK, f"certificate {fingerprint}, valid until {until}")
 
 
+def check_operators(ctx: Context) -> Check:
+    """authorized_operators parses (a broken file refuses every login) and names someone."""
+    from agentd.server.boot import OPERATORS_FILE
+    from shared.identity import InvalidOperators, parse_authorized_operators
+
+    path = ctx.data_dir / OPERATORS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Check(Level.WARN, f"no {path}: nobody can log in", f"squ-agentd init; edit {path}")
+    except (OSError, UnicodeDecodeError) as exc:
+        return Check(Level.FAIL, f"cannot read {path}: {exc}", f"fix {path}")
+    try:
+        operators = parse_authorized_operators(text, str(path))
+    except InvalidOperators as exc:
+        return Check(
+            Level.FAIL, f"{exc.message} (every login is refused until fixed)", "fix that line"
+        )
+    if not operators:
+        return Check(
+            Level.WARN,
+            f"{path} names nobody: no console can log in",
+            f"add a line 'ROLE NAME ssh-ed25519 AAAA...' to {path}",
+        )
+    roles = ", ".join(sorted({str(o.role) for o in operators}))
+    return Check(Level.OK, f"{len(operators)} operator(s) may log in ({roles})")
+
+
 def check_port(ctx: Context) -> Check:
     """Can consoles reach the agent's WebSocket port?"""
     if ctx.config is None:
@@ -385,6 +413,7 @@ CHECKS: dict[str, Callable[[Context], Check]] = {
     "clock": check_clock,
     "cgroups": check_cgroups,
     "certificate": check_certificate,
+    "operators": check_operators,
     "port": check_port,
 }
 

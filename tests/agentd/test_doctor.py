@@ -215,3 +215,31 @@ def test_doctor_beside_a_running_agent(agent: AgentProc) -> None:
     port = doctor.check_port(ctx)
     assert port.level is Level.OK and "listens on wss://" in port.message
     assert str(ctx.status["containment"]) in doctor.check_cgroups(ctx).message  # type: ignore[index]
+
+
+def test_operators_template_only_warns_nobody_can_log_in(data: Path) -> None:
+    """The init template (all comments) warns that no console can log in."""
+    found = doctor.check_operators(gather(data))
+    assert found.level is Level.WARN
+    assert "names nobody" in found.message
+
+
+def test_operators_bad_line_fails_naming_the_line(data: Path) -> None:
+    """A bad line fails (every login is refused) and names file:line."""
+    (data / "authorized_operators").write_text("# who\nroot alice ssh-ed25519 AAAA\n")
+    found = doctor.check_operators(gather(data))
+    assert found.level is Level.FAIL
+    assert "authorized_operators:2" in found.message
+
+
+def test_operators_valid_key_is_ok(data: Path, tmp_path: Path) -> None:
+    """A valid OpenSSH key line passes and the roles are listed."""
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen absent")
+    key = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    line = key.with_suffix(".pub").read_text().strip()
+    (data / "authorized_operators").write_text(f"admin alice {line}\n")
+    found = doctor.check_operators(gather(data))
+    assert found.level is Level.OK, found
+    assert "admin" in found.message
