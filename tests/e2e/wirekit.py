@@ -23,6 +23,7 @@ class Wire:
         self.tmp = tmp_path
         self.config = tmp_path / "console"
         self.agents: dict[str, AgentProc] = {}
+        self.fingerprints: dict[str, str] = {}
         result = self.squ_process("keygen", "-C", "alice@test")
         assert result.returncode == 0, result.stderr
         self.public_line = (self.config / "id_ed25519.pub").read_text().strip()
@@ -72,9 +73,18 @@ class Wire:
             env=env,
         )
 
-    def agent(self, name: str, *, role: str = "admin", add: bool = True) -> AgentProc:
-        """Start agent ``name`` on a free loopback port, the operator authorised as ``role``."""
+    def agent(
+        self, name: str, *, role: str = "admin", add: bool = True, tls: bool = False
+    ) -> AgentProc:
+        """Start agent ``name`` on a free loopback port, the operator authorised as ``role``.
+
+        ``tls``: give it a certificate first (as ``squ-agentd init`` does), so it serves wss://.
+        """
         proc = AgentProc(self.tmp / name)
+        if tls:
+            from agentd.server.boot import init_server_files
+
+            self.fingerprints[name] = init_server_files(proc.data_dir, "localhost")
         (proc.data_dir / "agentd.toml").write_text(
             f'[agent]\nname = "{name}"\n\n[server]\nlisten = "127.0.0.1"\nport = 0\n'
         )
