@@ -20,7 +20,8 @@ Series (all prefixed ``squ_agentd_``): ``executions_total{job,status}``,
 ``scheduler_lag_seconds`` (how far past due the earliest job is: stays near
 zero unless the scheduler is stuck), ``sync_backlog`` (exits reported by the
 supervisor and not yet recorded in the store), ``history_seq`` (the sync
-cursor's high-water mark), ``alert_delivery_failures_total{channel}``, ``jobs``,
+cursor's high-water mark), ``alert_delivery_failures_total{channel}`` and
+``alert_deliveries{channel,state}`` (read from the alerts tables), ``jobs``,
 ``refusing_new_work``, ``up`` and ``start_time_seconds``.
 """
 
@@ -168,6 +169,22 @@ def _max_seq(db: Any) -> int:
     return int(row[0])
 
 
+def _alert_deliveries(db: Any) -> tuple[list[tuple[int, str]], dict[tuple[str, str], int]]:
+    """(failed delivery ids with their channel, {(channel, state): count}) from the alerts store.
+
+    Empty when the alerts tables do not exist (an agent built without them).
+    """
+    if "alert_deliveries" not in db.table_names():
+        return [], {}
+    failed = db.execute(
+        "SELECT id, channel FROM alert_deliveries WHERE state = 'failed' ORDER BY id"
+    ).fetchall()
+    counts = db.execute(
+        "SELECT channel, state, count(*) FROM alert_deliveries GROUP BY channel, state"
+    ).fetchall()
+    return [(int(i), str(c)) for i, c in failed], {(str(c), str(st)): int(n) for c, st, n in counts}
+
+
 def _last_successes(db: Any) -> dict[str, float]:
     rows = db.execute(
         "SELECT job, max(finished_at) FROM executions "
@@ -220,7 +237,11 @@ class AgentMetrics:
         r.gauge("squ_agentd_history_seq", "The store's change counter (the consoles' sync cursor).")
         r.counter(
             "squ_agentd_alert_delivery_failures_total",
-            "Alerts that could not be delivered, by channel.",
+            "Alert deliveries given up after their last attempt, by channel.",
+        )
+        r.gauge(
+            "squ_agentd_alert_deliveries",
+            "Alert deliveries held in the store, by channel and state (pending, sent, failed).",
         )
         r.gauge("squ_agentd_jobs", "Jobs in the agent's table.")
         r.gauge("squ_agentd_refusing_new_work", "1 while the agent starts no new work (disk full).")
@@ -228,16 +249,20 @@ class AgentMetrics:
         self._counted: OrderedDict[str, None] = OrderedDict()
         self._lagged: OrderedDict[str, None] = OrderedDict()
         self._last_success: dict[str, float] = {}
+        self._failed_deliveries: OrderedDict[str, None] = OrderedDict()
 
     async def prime(self) -> None:
         """Start counting from now: skip old history, read each job's last success."""
         store = self.agent.store
         self._cursor = await store.call(_max_seq)
         self._last_success = await store.call(_last_successes)
+        failed, _ = await store.call(_alert_deliveries)
+        for delivery_id, _channel in failed:  # failures before this start are not re-counted
+            _remember(self._failed_deliveries, str(delivery_id))
         self.registry.set("squ_agentd_start_time_seconds", float(self.agent.started_at))
 
     def count_alert_failure(self, channel: str) -> None:
-        """An alert to ``channel`` (``email``, ``webhook``...) failed for good."""
+        """An alert to ``channel`` failed for good outside the store (the store's are read)."""
         self.registry.inc("squ_agentd_alert_delivery_failures_total", channel=channel)
 
     def observe(self, ex: Any) -> None:
@@ -279,6 +304,16 @@ class AgentMetrics:
                 self._cursor = max(self._cursor, int(ex.seq))
             if len(rows) < FEED_BATCH:
                 break
+        # Alert deliveries live in the store (agentd.alerts): count each that gave up once.
+        failed, counts = await store.call(_alert_deliveries)
+        for delivery_id, channel in failed:
+            if str(delivery_id) not in self._failed_deliveries:
+                _remember(self._failed_deliveries, str(delivery_id))
+                self.count_alert_failure(channel)
+        self.registry.replace(
+            "squ_agentd_alert_deliveries",
+            {(("channel", c), ("state", st)): float(n) for (c, st), n in counts.items()},
+        )
         self._gauges()
 
     def _gauges(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import re
 import socket
@@ -228,3 +229,30 @@ def test_metrics_port_in_use_leaves_agent_running(magent: MetricsAgent) -> None:
         assert "level=error logger=agentd.metrics" in magent.stderr()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("agentd.alerts.delivery") is None, reason="alert delivery not built"
+)
+def test_alert_delivery_failure_is_counted_by_channel(magent: MetricsAgent) -> None:
+    """An alert whose channel fails for good is counted once, under its channel's name."""
+    (magent.data_dir / "agentd.toml").write_text(
+        """
+[alerts]
+channels = ["pager"]
+max_attempts = 1
+poll_s = 0.1
+[alerts.channel.pager]
+type = "command"
+command = ["/bin/false"]
+"""
+    )
+    magent.write_jobs("bad.toml", '[job.bad]\ncommand = "exit 3"\n')
+    magent.start()
+    url = magent.metrics_url()
+    magent.request("run", {"job": "bad", "wait": True})
+    series = 'squ_agentd_alert_delivery_failures_total{channel="pager"}'
+    samples = wait_for(lambda: (s := _scrape(url)).get(series) and s, what="a failed delivery")
+    assert samples[series] == 1
+    assert samples['squ_agentd_alert_deliveries{channel="pager",state="failed"}'] == 1
+    assert _scrape(url)[series] == 1  # counted once
