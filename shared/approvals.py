@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from typing import Annotated
 
 import msgspec
 
@@ -31,12 +32,20 @@ from shared.identity import (
     fingerprint,
     verify,
 )
+from shared.models import Job
 
 __all__ = [
     "INTENT_PREAMBLE",
     "MAX_EXPIRY_S",
+    "ApprovalId",
+    "ApprovalInfo",
     "ApprovalRefused",
+    "ApprovalRequest",
+    "ApprovalSign",
     "ApprovalState",
+    "ApprovalWithdraw",
+    "ApprovalsQuery",
+    "ApprovalsResult",
     "Approved",
     "Reason",
     "Refused",
@@ -121,6 +130,75 @@ class ApprovalRefused(SquError):
             request_id=request_id,
         )
         self.reason = refusal.reason
+
+
+# -- wire messages (shared/protocol/catalogue.py names them) ---------------------------------
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Comment = Annotated[str, msgspec.Meta(max_length=2000)]
+
+
+class _Wire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class ApprovalRequest(_Wire, frozen=True):
+    """``approvals.request``: ask for a run of ``job`` that waits for someone else's sign-off."""
+
+    job: Id
+    params: dict[str, str] = {}
+    target: str | None = None
+    expires_in_s: Annotated[float, msgspec.Meta(gt=0, le=MAX_EXPIRY_S)] = 3600.0
+    comment: Comment = ""
+
+
+class ApprovalId(_Wire, frozen=True):
+    id: Id
+
+
+class ApprovalsQuery(_Wire, frozen=True):
+    """``approvals.list``: requests in ``state`` (None: every state), newest first."""
+
+    state: ApprovalState | None = ApprovalState.PENDING
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+
+
+class ApprovalSign(_Wire, frozen=True):
+    """``approvals.approve``: the intent exactly as signed, and the armored SSHSIG signature."""
+
+    intent: RunIntent
+    signature: Annotated[str, msgspec.Meta(max_length=65536)]
+
+
+class ApprovalWithdraw(_Wire, frozen=True):
+    """``approvals.reject`` / ``approvals.cancel``: which request, and why."""
+
+    id: Id
+    comment: Comment = ""
+
+
+class ApprovalInfo(_Wire, frozen=True):
+    """A request as the agent records it, with what the approver must see before signing.
+
+    ``definition`` is the job as it was when the request was made (its hash is
+    in the intent); ``last_approved`` the definition of the last approved run of
+    that job on this agent, so the console can show what changed since.
+    """
+
+    intent: RunIntent
+    state: ApprovalState
+    comment: str = ""
+    decided_at: float | None = None
+    decided_by: str = ""
+    decision_comment: str = ""
+    execution_status: str = ""
+    definition: Job | None = None
+    last_approved: Job | None = None
+    seq: int = 0
+
+
+class ApprovalsResult(_Wire, frozen=True):
+    approvals: list[ApprovalInfo]
 
 
 def intent_bytes(intent: RunIntent) -> bytes:

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from typing import Annotated
 
 import msgspec
 
 __all__ = [
     "GENESIS",
+    "AuditBatch",
     "AuditEntry",
+    "AuditSince",
     "ChainReport",
     "Head",
     "entry_hash",
@@ -63,6 +66,24 @@ class ChainReport(msgspec.Struct, frozen=True, kw_only=True):
     checked: int
     bad_seq: int | None = None
     why: str = ""
+
+
+class AuditSince(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``audit.since``: entries after ``seq`` (the sync cursor), optionally filtered."""
+
+    seq: Annotated[int, msgspec.Meta(ge=0)] = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 500
+    actor: str | None = None
+    action: str | None = None
+    target: str | None = None
+
+
+class AuditBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """A page of the log in seq order, with the head when it was read (to verify a tail)."""
+
+    entries: list[AuditEntry]
+    head: Head
+    more: bool = False
 
 
 def entry_hash(entry: AuditEntry) -> str:

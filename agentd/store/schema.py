@@ -125,6 +125,16 @@ def _m0002_alerts(db: sqlite_utils.Database) -> None:
     create_alert_tables(db)
 
 
+@_migration("0003_approvals_audit")
+def _m0003_approvals_audit(db: sqlite_utils.Database) -> None:
+    # Approvals and the audit log own their tables (docs/approvals.md, docs/audit.md).
+    from agentd.approvals import create_approval_tables
+    from agentd.audit import create_audit_tables
+
+    create_approval_tables(db)
+    create_audit_tables(db)
+
+
 def migrate(db: sqlite_utils.Database, path: Path | str) -> None:
     """Apply pending migrations; raise ``StoreTooNew`` if the file knows migrations we don't."""
     unknown = unknown_migrations(db)

@@ -22,7 +22,11 @@ def test_open_creates_schema_from_empty(tmp_path: Path) -> None:
     store.close_sync()
     db = sqlite_utils.Database(tmp_path / "agent.db")
     assert {"executions", "jobs", "meta", "seq_counter"} <= set(db.table_names())
-    assert [m.name for m in MIGRATIONS.applied(db)] == ["0001_initial", "0002_alerts"]
+    assert [m.name for m in MIGRATIONS.applied(db)] == [
+        "0001_initial",
+        "0002_alerts",
+        "0003_approvals_audit",
+    ]
 
 
 def test_reopen_keeps_rows_and_applies_nothing_twice(tmp_path: Path) -> None:
@@ -34,7 +38,7 @@ def test_reopen_keeps_rows_and_applies_nothing_twice(tmp_path: Path) -> None:
     store = Store.open_sync(path)
     assert len(store.call_sync(executions.query_executions)) == 1
     store.close_sync()
-    assert len(MIGRATIONS.applied(sqlite_utils.Database(path))) == 2
+    assert len(MIGRATIONS.applied(sqlite_utils.Database(path))) == 3
 
 
 def test_database_is_in_wal_mode_and_private(tmp_path: Path) -> None:
