@@ -28,11 +28,14 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.errors import SquError
 from shared.tomlpos import TomlIndex
+
+if TYPE_CHECKING:
+    from agentd.alerts.config import AlertsConfig
 
 __all__ = [
     "CONFIG_FILE",
@@ -86,6 +89,7 @@ class AgentConfig:
     log_max_total_mb: int = 1024
     history_days: int = 90
     min_free_disk_mb: int = 100  # below this the agent starts no new work and says so
+    alerts: AlertsConfig = field(default_factory=lambda: _alerts_config())  # docs/alerts.md
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -124,6 +128,15 @@ class _Setting:
     valid: str  # what would be valid, for errors
     note: str  # the comment init writes beside it
     check: Callable[[Any], bool] | None = None
+
+
+def _alerts_config(table: Any = None, path: Path | None = None, text: str = "") -> AlertsConfig:
+    # Imported on use: this module stays standard-library only for the CLI's cheap paths.
+    from agentd.alerts.config import AlertsConfig, parse_alerts
+
+    if table is None or path is None:
+        return AlertsConfig()
+    return parse_alerts(table, path=path, text=text)
 
 
 def _no_space(value: str) -> bool:
@@ -254,8 +267,12 @@ def load_config(data_dir: Path) -> AgentConfig:
         ) from None
 
     index = TomlIndex(text)
-    sections = sorted({s for s, _ in _SETTINGS})
+    sections = sorted({s for s, _ in _SETTINGS} | {"alerts"})
     for section, table in doc.items():
+        if section == "alerts":
+            # Channels are tables of their own kind: agentd.alerts.config checks them.
+            values["alerts"] = _alerts_config(table, path, text)
+            continue
         if section not in sections:
             raise ConfigError(
                 path,
