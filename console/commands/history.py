@@ -51,6 +51,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-n", "--limit", type=int, default=50, help="at most this many (default 50)")
     p.add_argument("--offline", action="store_true", help="read the mirror only, no network")
     p.add_argument("--json", action="store_true")
+    # Rows per sync request (tests use small batches to stop a sync in the middle).
+    p.add_argument("--batch", type=int, default=500, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
@@ -113,7 +115,7 @@ def pull(args: argparse.Namespace, mirror: Mirror) -> int:
         failed = 0
         for agent in up:
             try:
-                await fleet.link(agent).sync_history(mirror=mirror)
+                await fleet.link(agent).sync_history(mirror=mirror, batch=args.batch)
             except SquError as exc:
                 say_error("history", f"{agent}: sync failed: {exc.message}")
                 failed += 1

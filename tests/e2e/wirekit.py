@@ -24,6 +24,7 @@ class Wire:
         self.config = tmp_path / "console"
         self.agents: dict[str, AgentProc] = {}
         self.fingerprints: dict[str, str] = {}
+        self.urls: dict[str, str] = {}
         result = self.squ_process("keygen", "-C", "alice@test")
         assert result.returncode == 0, result.stderr
         self.public_line = (self.config / "id_ed25519.pub").read_text().strip()
@@ -91,6 +92,7 @@ class Wire:
         self.authorise(proc, role)
         proc.start()
         self.agents[name] = proc
+        self.url(name)
         if add:
             result = self.squ("agents", "add", name, self.url(name))
             assert result.returncode == 0, result.stderr
@@ -102,20 +104,16 @@ class Wire:
         path.chmod(0o600)
 
     def url(self, name: str) -> str:
-        proc = self.agents[name]
-        return str(wait_for(lambda: proc.request("status").get("listen"), what="listen url"))
-
-    def restart(self, name: str) -> None:
-        """Start ``name`` again on the port it had (fleet.toml still points there)."""
-        proc = self.agents[name]
-        port = self.url(name).rsplit(":", 1)[1]
-        proc.stop()
-        self._set_port(proc, port)
-        proc.start()
-
-    def _set_port(self, proc: AgentProc, port: str) -> None:
-        path = proc.data_dir / "agentd.toml"
-        path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
+        """The agent's listen URL (asked once, then remembered: it keeps its port)."""
+        if name not in self.urls:
+            proc = self.agents[name]
+            found = wait_for(lambda: proc.request("status").get("listen"), what="listen url")
+            self.urls[name] = str(found)
+            # Pin the port, so a restart (after kill -9 too) comes back where fleet.toml points.
+            path = proc.data_dir / "agentd.toml"
+            port = self.urls[name].rsplit(":", 1)[1]
+            path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
+        return self.urls[name]
 
     def cleanup(self) -> None:
         for proc in self.agents.values():
