@@ -33,6 +33,7 @@ from typing import Any
 
 from agentd import logs as joblogs
 from agentd import procenv
+from agentd.approvals import needs_approval
 from agentd.store import Store, meta
 from agentd.store import executions as ex_sql
 from agentd.supervisor import DiskFull as SupervisorDiskFull
@@ -55,6 +56,8 @@ __all__ = ["DiskFull", "Executor", "exit_code_of"]
 log = logging.getLogger("agentd.executor")
 
 TAIL_BYTES = 4096
+# Exits recorded concurrently: enough for the store to merge commits, bounded memory.
+FINISH_IN_FLIGHT = 32
 
 
 class DiskFull(SquError):
@@ -126,6 +129,7 @@ class Executor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unacked: dict[str, ExitRecord] = {}
         self._starting: set[str] = set()
+        self._finishing: set[str] = set()
         self.refusing_reason = ""  # set while the disk is full: shown by `status`
 
     # -- creating ----------------------------------------------------------------
@@ -162,6 +166,10 @@ class Executor:
             if trigger in (Trigger.MANUAL, Trigger.API):
                 raise  # the operator hears it at once; no row
             resolved, status, reason = {}, S.SKIPPED, f"not started: {exc.message}"
+        if status is S.QUEUED and needs_approval(record.job, trigger):
+            # docs/approvals.md: the run waits for a signed approval; the approvals sweep
+            # gives it a request, and it is started only once approved.
+            status = S.AWAITING_APPROVAL
         return Execution(
             id=exec_id,
             job=record.job.name,
@@ -210,6 +218,18 @@ class Executor:
         """Wait up to ``timeout_s`` for starts in flight: none is cut between queue and spawn."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)
+
+    async def close(self, timeout_s: float) -> None:
+        """At stop, after the exit consumer: let work in flight finish, then cancel the rest.
+
+        Anything cut short is safe: a start is settled by the next reconciliation, an
+        exit not acknowledged is delivered again.
+        """
+        await self.drain(timeout_s)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- starting ----------------------------------------------------------------
 
@@ -423,13 +443,26 @@ class Executor:
 
     async def consume_exits(self) -> None:
         """Finish every execution the supervisor reports, for as long as the agent runs."""
+        # Several exits are recorded at once (the store merges their commits into one
+        # fsync); one execution is never finished by two tasks at the same time.
+        limit = asyncio.Semaphore(FINISH_IN_FLIGHT)
         async for record in self.supervisor.exits():
-            try:
-                await self.finish(record)
-            except Exception:
-                # Disk full or a bug: keep the record unacknowledged and try again later.
-                log.exception("could not record the end of %s; will retry", record.exec_id)
-                self._unacked[record.exec_id] = record
+            if record.exec_id in self._finishing:
+                continue  # a replay of an exit being recorded right now
+            self._finishing.add(record.exec_id)
+            await limit.acquire()
+            self._background(self._finish_logged(record, limit), f"finish-{record.exec_id}")
+
+    async def _finish_logged(self, record: ExitRecord, limit: asyncio.Semaphore) -> None:
+        try:
+            await self.finish(record)
+        except Exception:
+            # Disk full or a bug: keep the record unacknowledged and try again later.
+            log.exception("could not record the end of %s; will retry", record.exec_id)
+            self._unacked[record.exec_id] = record
+        finally:
+            self._finishing.discard(record.exec_id)
+            limit.release()
 
     async def retry_unacked(self) -> None:
         """Try again to record exits that failed to commit (called by the upkeep loop)."""
@@ -453,15 +486,23 @@ class Executor:
             await self.supervisor.ack(rec.exec_id)  # a repeat after a restart
             return ex
         if ex.status in (S.PENDING, S.QUEUED) and rec.outcome != "spawn_failed":
-            # The spawn happened but the agent died before recording it: record it now.
+            # The spawn happened but its start is not recorded (the agent died, or the
+            # job ended before the start path got to it): record it now.
             began = rec.started_at if rec.started_at is not None else rec.finished_at
-            if ex.status is S.PENDING:
-                ex = await self.store.call(ex_sql.apply_event, ex.id, Event.QUEUE, now=began)
-            ex = await self.store.call(
-                ex_sql.apply_event, ex.id, Event.START, now=began, pid=rec.pid
-            )
+            try:
+                if ex.status is S.PENDING:
+                    ex = await self.store.call(ex_sql.apply_event, ex.id, Event.QUEUE, now=began)
+                ex = await self.store.call(
+                    ex_sql.apply_event, ex.id, Event.START, now=began, pid=rec.pid
+                )
+            except IllegalTransition:
+                ex = await self.store.call(ex_sql.get_execution, ex.id)  # the start path won
+                if ex.status.is_final:
+                    await self.supervisor.ack(rec.exec_id)
+                    return ex
         event, status = _final_event(rec)
         run_dir = self.run_dir(ex.id)
+        stdout_tail, stderr_tail = await asyncio.to_thread(_tails, run_dir)
         fields: dict[str, Any] = {
             "finished_at": rec.finished_at,
             "exit_code": rec.exit_code,
@@ -470,8 +511,8 @@ class Executor:
             "peak_rss_kb": rec.peak_rss_kb,
             "log_bytes": rec.log_bytes,
             "log_dropped_bytes": rec.dropped_bytes,
-            "stdout_tail": _tail(run_dir, "stdout"),
-            "stderr_tail": _tail(run_dir, "stderr"),
+            "stdout_tail": stdout_tail,
+            "stderr_tail": stderr_tail,
             "reason": _reason(rec),
         }
         if ex.status is S.PENDING and event is Event.FAIL:
@@ -604,6 +645,10 @@ def _reason(rec: ExitRecord) -> str:
     if rec.leftovers:
         return f"{rec.leftovers} leftover process(es) were killed"
     return rec.error or ""
+
+
+def _tails(run_dir: Path) -> tuple[str, str]:
+    return _tail(run_dir, "stdout"), _tail(run_dir, "stderr")
 
 
 def _tail(run_dir: Path, stream: str) -> str:
