@@ -32,6 +32,9 @@ from typing import Any
 
 from agentd import control, jobsync, reconcile
 from agentd import logs as joblogs
+from agentd.alerts import store as alert_sql
+from agentd.alerts.delivery import AlertDispatcher
+from agentd.approvals import ApprovalDesk
 from agentd.config import STORE_FILE
 from agentd.executor import Executor, exit_code_of
 from agentd.metrics_http import start_agent_metrics
@@ -85,6 +88,7 @@ class Agent:
         self.metrics_listen: tuple[str, int] | None = None
         self.metrics_server: Any = None
         self.ws_server: Any = None
+        self.alerts: AlertDispatcher | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -138,6 +142,14 @@ class Agent:
             executor=self.executor,
             jobs=lambda: self.jobs,
             default_tz=self.config.timezone,
+        )
+        # Issue 5: alerts are delivered from the store, with or without a console.
+        self.alerts = AlertDispatcher(
+            store=self.store,
+            config=self.config.alerts,
+            agent=self.server,
+            data_dir=self.data_dir,
+            jobs=lambda: self.jobs,
         )
         try:
             await self.reload()
@@ -212,12 +224,19 @@ class Agent:
             upkeep = tg.create_task(self._upkeep(), name="upkeep")
             reloads = tg.create_task(self._reload_on_signal(), name="reload")
             wire = tg.create_task(self._serve_wire(), name="wire")
+            alerting = tg.create_task(self._deliver_alerts(), name="alerts")
+            # docs/approvals.md: requests for scheduled runs that wait, and expiry -> skipped.
+            desk = ApprovalDesk(self.store, agent_name=self.server, operators=tuple)
+            approving = tg.create_task(desk.run(), name="approvals")
             log.info("agent ready: %d job(s)", len(self.jobs))
             await self._stop.wait()
             ticking.cancel()  # no new ticks while we stop
             reloads.cancel()
             await executor.drain(STOP_GRACE_S)
-            for task in (exits, upkeep, wire):
+            if self.alerts is not None:
+                # A message in flight is recorded as sent, not sent again after the restart.
+                await self.alerts.drain(STOP_GRACE_S)
+            for task in (exits, upkeep, wire, alerting, approving):
                 task.cancel()
         # Exits and starts still in flight get the same grace, then are cut short.
         await executor.close(STOP_GRACE_S)
@@ -258,6 +277,10 @@ class Agent:
             self.failure = AgentFailed(f"lost the supervisor: {exc.message}")
             self.stop()
 
+    async def _deliver_alerts(self) -> None:
+        if self.alerts is not None:
+            await self.alerts.run()
+
     async def _reload_on_signal(self) -> None:
         while True:
             await self._reload.wait()
@@ -287,6 +310,9 @@ class Agent:
         )
         if pruned:
             log.info("history retention: removed %d execution(s)", pruned)
+        await self.store.call(
+            alert_sql.prune_alerts, older_than=now - self.config.history_days * 86400
+        )
         removed = await asyncio.to_thread(joblogs.apply_retention, self.config)
         if removed:
             log.info("log retention: removed %d run dir(s)", len(removed))

@@ -14,6 +14,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shared.approvals import (
+    ApprovalId,
+    ApprovalInfo,
+    ApprovalRequest,
+    ApprovalSign,
+    ApprovalsQuery,
+    ApprovalsResult,
+    ApprovalState,
+    ApprovalWithdraw,
+    RunIntent,
+)
+from shared.audit import AuditBatch, AuditSince, ChainReport
 from shared.enums import ExecutionStatus, Role
 from shared.errors import SquError
 from shared.models import Execution, Job, JobRecord
@@ -98,6 +110,40 @@ class AgentOps(Protocol):
     async def list_scripts(self) -> list[ScriptInfo]: ...
     async def get_script(self, ref: str) -> Script: ...
 
+    # -- approvals and audit (agentd/server/approval_ops.py, docs/approvals.md) --
+    async def request_approval(
+        self,
+        record: JobRecord,
+        *,
+        params: dict[str, str],
+        expires_in_s: float,
+        comment: str,
+        by: str,
+        origin: str,
+    ) -> ApprovalInfo: ...
+    async def get_approval(self, request_id: str) -> ApprovalInfo: ...
+    async def list_approvals(
+        self, state: ApprovalState | None, limit: int
+    ) -> list[ApprovalInfo]: ...
+    async def approve(
+        self, intent: RunIntent, signature: str, *, by: str, origin: str
+    ) -> ApprovalInfo: ...
+    async def withdraw_approval(
+        self, request_id: str, *, by: str, role: Role, comment: str, cancelling: bool, origin: str
+    ) -> ApprovalInfo: ...
+    async def approval_changes_since(self, seq: int) -> list[ApprovalInfo]: ...
+    async def latest_approval_seq(self) -> int: ...
+    async def audit_since(
+        self,
+        seq: int,
+        limit: int,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+    ) -> AuditBatch: ...
+    async def audit_verify(self) -> ChainReport: ...
+
 
 class InvalidSubscription(SquError):
     code = "invalid_params"
@@ -113,6 +159,7 @@ class CallContext:
     operator: str
     role: Role
     limits: Limits
+    peer: str = ""  # "host:port" of the connection, for the audit log's "from where"
     # topic -> execution ids (for ``logs``) or {""} for whole topics
     topics: dict[str, set[str]] = field(default_factory=dict)
     # execution id -> (offset, skip) of the next log byte to push (log followers advance it)
@@ -283,6 +330,94 @@ async def scripts_list(ops: AgentOps, params: Empty, ctx: CallContext) -> Script
 @handles("scripts.get")
 async def scripts_get(ops: AgentOps, params: ScriptRef, ctx: CallContext) -> Script:
     return await ops.get_script(params.ref)
+
+
+# -- approvals and audit ---------------------------------------------------------------------
+
+
+def _origin(ctx: CallContext) -> str:
+    return f"wire {ctx.peer}" if ctx.peer else "wire"
+
+
+@handles("approvals.request")
+async def approvals_request(
+    ops: AgentOps, params: ApprovalRequest, ctx: CallContext
+) -> ApprovalInfo:
+    if params.target is not None and params.target != ops.agent_name:
+        # The same refusal as ``run`` (imported here: ops_store imports this module's types).
+        from agentd.server.ops_store import WrongTarget
+
+        raise WrongTarget(params.target, ops.agent_name)
+    record = await ops.get_job(params.job)
+    return await ops.request_approval(
+        record,
+        params=dict(params.params),
+        expires_in_s=params.expires_in_s,
+        comment=params.comment,
+        by=ctx.operator,
+        origin=_origin(ctx),
+    )
+
+
+@handles("approvals.list")
+async def approvals_list(
+    ops: AgentOps, params: ApprovalsQuery, ctx: CallContext
+) -> ApprovalsResult:
+    return ApprovalsResult(approvals=await ops.list_approvals(params.state, params.limit))
+
+
+@handles("approvals.get")
+async def approvals_get(ops: AgentOps, params: ApprovalId, ctx: CallContext) -> ApprovalInfo:
+    return await ops.get_approval(params.id)
+
+
+@handles("approvals.approve")
+async def approvals_approve(ops: AgentOps, params: ApprovalSign, ctx: CallContext) -> ApprovalInfo:
+    return await ops.approve(params.intent, params.signature, by=ctx.operator, origin=_origin(ctx))
+
+
+@handles("approvals.reject")
+async def approvals_reject(
+    ops: AgentOps, params: ApprovalWithdraw, ctx: CallContext
+) -> ApprovalInfo:
+    return await ops.withdraw_approval(
+        params.id,
+        by=ctx.operator,
+        role=ctx.role,
+        comment=params.comment,
+        cancelling=False,
+        origin=_origin(ctx),
+    )
+
+
+@handles("approvals.cancel")
+async def approvals_cancel(
+    ops: AgentOps, params: ApprovalWithdraw, ctx: CallContext
+) -> ApprovalInfo:
+    return await ops.withdraw_approval(
+        params.id,
+        by=ctx.operator,
+        role=ctx.role,
+        comment=params.comment,
+        cancelling=True,
+        origin=_origin(ctx),
+    )
+
+
+@handles("audit.since")
+async def audit_since(ops: AgentOps, params: AuditSince, ctx: CallContext) -> AuditBatch:
+    return await ops.audit_since(
+        params.seq,
+        min(params.limit, ctx.limits.max_batch),
+        actor=params.actor,
+        action=params.action,
+        target=params.target,
+    )
+
+
+@handles("audit.verify")
+async def audit_verify(ops: AgentOps, params: Empty, ctx: CallContext) -> ChainReport:
+    return await ops.audit_verify()
 
 
 _missing = set(METHODS) - set(HANDLERS)

@@ -191,6 +191,7 @@ class Server:
             asyncio.create_task(self._feed_loop(self._feed_executions), name="feed-executions"),
             asyncio.create_task(self._feed_loop(self._feed_jobs), name="feed-jobs"),
             asyncio.create_task(self._heartbeat_loop(), name="feed-heartbeat"),
+            asyncio.create_task(self._approvals_loop(), name="feed-approvals"),
         ]
 
     async def _feed_loop(self, step: Any) -> None:
@@ -239,6 +240,24 @@ class Server:
                     session.deliver("jobs", change)
             cursor = max(cursor, seq)
         return cursor
+
+    async def _approvals_loop(self) -> None:
+        # Approval requests have their own change counter (agentd/approvals.py): own cursor.
+        cursor: int | None = None
+        while True:
+            try:
+                if cursor is None:
+                    cursor = await self.ops.latest_approval_seq()
+                for info in await self.ops.approval_changes_since(cursor):
+                    for session in list(self.sessions):
+                        if session.wants("approvals"):
+                            session.deliver("approvals", info)
+                    cursor = max(cursor, info.seq)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("feed approvals failed; retrying")
+            await asyncio.sleep(self.config.feed_interval_s)
 
     async def _heartbeat_loop(self) -> None:
         while True:

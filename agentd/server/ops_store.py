@@ -22,6 +22,8 @@ import psutil
 import sqlite_utils
 
 from agentd import logs as joblogs
+from agentd.approvals import needs_approval
+from agentd.server.approval_ops import ApprovalOps
 from agentd.server.scripts import ScriptStore
 from agentd.store import Store, executions, jobs
 from agentd.store.errors import StaleJobVersion
@@ -60,8 +62,16 @@ class WrongTarget(SquError):
         )
 
 
-class StoreOps:
-    """``AgentOps`` (agentd/server/handlers.py) over ``Store`` and ``DATA/``."""
+# A run of an approval job asked for with plain ``run`` waits this long for its approval.
+RUN_APPROVAL_EXPIRY_S = 3600.0
+
+
+class StoreOps(ApprovalOps):
+    """``AgentOps`` (agentd/server/handlers.py) over ``Store`` and ``DATA/``.
+
+    The approvals and audit methods come from ``ApprovalOps``; every change
+    made here is audited with ``record_audit`` once it has committed.
+    """
 
     def __init__(
         self,
@@ -114,6 +124,7 @@ class StoreOps:
         # The wire gave us a typed Job; parse_job adds the semantic checks (cron, env names,
         # time zone...) every other door applies, so the wire is no back door.
         checked = shared_jobs.parse_job(msgspec.to_builtins(job), where=f"jobs.put by {by}")
+        before = await self.store.call(jobs.get_job, checked.name)
         record = await self.store.call(
             jobs.put_job,
             checked,
@@ -122,15 +133,37 @@ class StoreOps:
             by=by,
             expected_version=expected_version,
         )
+        await self.record_audit(
+            "job.put",
+            by=by,
+            target=record.job.name,
+            before_hash=before.definition_hash if before is not None else "",
+            after_hash=record.definition_hash,
+            detail={"version": record.version},
+        )
         await self._jobs_changed()
         return record
 
     async def delete_job(self, name: str, expected_version: int | None, by: str) -> None:
+        before = await self.store.call(jobs.get_job, name)
         await self.store.call(_delete_checked, name, expected_version, now=self.wall(), by=by)
+        await self.record_audit(
+            "job.delete",
+            by=by,
+            target=name,
+            before_hash=before.definition_hash if before is not None else "",
+        )
         await self._jobs_changed()
 
     async def set_enabled(self, name: str, enabled: bool, by: str) -> JobRecord:
         record = await self.store.call(jobs.set_enabled, name, enabled, now=self.wall(), by=by)
+        await self.record_audit(
+            "job.enable" if enabled else "job.disable",
+            by=by,
+            target=name,
+            after_hash=record.definition_hash,
+            detail={"version": record.version},
+        )
         await self._jobs_changed()
         return record
 
@@ -144,9 +177,27 @@ class StoreOps:
         if target is not None and target != self.agent_name:
             raise WrongTarget(target, self.agent_name)
         record = await self.get_job(job)
+        if needs_approval(record.job, Trigger.MANUAL):
+            # docs/approvals.md: the run waits in awaiting_approval; the request is audited.
+            info = await self.request_approval(
+                record,
+                params=params,
+                expires_in_s=RUN_APPROVAL_EXPIRY_S,
+                comment="",
+                by=by,
+                origin="wire",
+            )
+            return info.intent.execution_id
         if self.executor is not None:
             ex = await self.executor.create(
                 record, trigger=Trigger.MANUAL, params=params, triggered_by=by
+            )
+            await self.record_audit(
+                "run",
+                by=by,
+                target=ex.id,
+                after_hash=record.definition_hash,
+                detail={"job": job},
             )
             await self.executor.start(ex)
             return str(ex.id)
@@ -165,11 +216,15 @@ class StoreOps:
             params={k: str(v) for k, v in resolved.items()},
         )
         await self.store.call(executions.insert_execution, ex)
+        await self.record_audit(
+            "run", by=by, target=exec_id, after_hash=record.definition_hash, detail={"job": job}
+        )
         return exec_id
 
     async def cancel(self, exec_id: str, by: str) -> None:
         if self.executor is not None:
             await self.executor.cancel(exec_id)
+            await self.record_audit("cancel", by=by, target=exec_id)
             return
         await self.store.call(
             executions.apply_event,  # type: ignore[arg-type]
@@ -178,6 +233,7 @@ class StoreOps:
             now=self.wall(),
             reason=f"cancelled by {by}",
         )
+        await self.record_audit("cancel", by=by, target=exec_id)
 
     async def get_execution(self, exec_id: str) -> Execution:
         return await self.store.call(executions.get_execution, exec_id)

@@ -153,6 +153,7 @@ class Session:
             operator=op.name,
             role=op.role,
             limits=self.config.limits,
+            peer=self.peer,
             logs_subscribed=self._logs_wanted.set,
         )
         self.server.sessions.add(self)

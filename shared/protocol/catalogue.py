@@ -14,6 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shared.approvals import (
+    ApprovalId,
+    ApprovalInfo,
+    ApprovalRequest,
+    ApprovalSign,
+    ApprovalsQuery,
+    ApprovalsResult,
+    ApprovalWithdraw,
+)
+from shared.audit import AuditBatch, AuditSince, ChainReport
 from shared.enums import Role
 from shared.models import Execution, JobRecord
 from shared.protocol.messages import (
@@ -61,7 +71,7 @@ class TopicSpec:
     summary: str
 
 
-V, OP, A = Role.VIEWER, Role.OPERATOR, Role.ADMIN
+V, OP, AP, A = Role.VIEWER, Role.OPERATOR, Role.APPROVER, Role.ADMIN
 
 METHODS: dict[str, MethodSpec] = {
     "agent.info": MethodSpec(Empty, AgentInfo, V, "who the agent is, its epoch and containment"),
@@ -84,6 +94,24 @@ METHODS: dict[str, MethodSpec] = {
     "scripts.put": MethodSpec(ScriptPut, ScriptInfo, A, "store a script, content-addressed"),
     "scripts.list": MethodSpec(Empty, ScriptsResult, V, "every stored script version"),
     "scripts.get": MethodSpec(ScriptRef, Script, V, "one script version with its content"),
+    # Approvals (docs/approvals.md): the agent checks the signature, the signer's role,
+    # signer != requester, expiry, the definition hash and the nonce itself.
+    "approvals.request": MethodSpec(
+        ApprovalRequest, ApprovalInfo, OP, "ask for a run that waits for another's approval"
+    ),
+    "approvals.list": MethodSpec(ApprovalsQuery, ApprovalsResult, V, "approval requests by state"),
+    "approvals.get": MethodSpec(ApprovalId, ApprovalInfo, V, "one request, its intent and diff"),
+    "approvals.approve": MethodSpec(
+        ApprovalSign, ApprovalInfo, AP, "approve with a signed run intent; the run starts"
+    ),
+    "approvals.reject": MethodSpec(
+        ApprovalWithdraw, ApprovalInfo, AP, "reject a pending request with a comment"
+    ),
+    "approvals.cancel": MethodSpec(
+        ApprovalWithdraw, ApprovalInfo, OP, "withdraw one's own pending request (admin: any)"
+    ),
+    "audit.since": MethodSpec(AuditSince, AuditBatch, V, "audit log sync: entries after seq"),
+    "audit.verify": MethodSpec(Empty, ChainReport, V, "check the audit hash chain on the agent"),
 }
 
 TOPICS: dict[str, TopicSpec] = {
@@ -91,4 +119,5 @@ TOPICS: dict[str, TopicSpec] = {
     "logs": TopicSpec(LogChunk, V, "new log bytes of one running execution"),
     "heartbeat": TopicSpec(Heartbeat, V, "host metrics and agent state, every few seconds"),
     "jobs": TopicSpec(JobChanged, V, "a job was created, changed or deleted"),
+    "approvals": TopicSpec(ApprovalInfo, V, "an approval request was made or decided"),
 }

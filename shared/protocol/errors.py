@@ -56,6 +56,7 @@ class ErrorCode(StrEnum):
     INVALID_PARAMETER = "invalid_parameter"
     ILLEGAL_TRANSITION = "illegal_transition"
     INVALID_QUERY = "invalid_query"
+    APPROVAL_REFUSED = "approval_refused"  # details.reason: shared.approvals.Reason
     UNAVAILABLE = "unavailable"  # the agent cannot take new work now (stopping)
     DISK_FULL = (
         "disk_full"  # the agent's disk is full: nothing new starts, nothing recorded is lost
