@@ -129,7 +129,7 @@ class SupervisorClient:
     # -- requests --------------------------------------------------------------------
 
     async def start(self, spec: RunSpec) -> Started | ExitRecord:
-        """Spawn the job; returns once ``started.json`` is on disk.
+        """Spawn the job; returns once its start is journalled (DATA/supervisor/journal).
 
         A spawn that fails (bad cwd, no such command, bad user) is not an
         exception: it returns the ``spawn_failed`` ``ExitRecord``, which is also
