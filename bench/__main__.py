@@ -64,10 +64,15 @@ def _child(args: argparse.Namespace) -> int:
     try:
         module = importlib.import_module(bench.module)
         rows = module.run(ctx)
-        args.rows_out.write_text(json.dumps([r.to_dict() for r in rows]))
-        return 0
+    except Exception as exc:  # the table must say what broke, not just "exit status 1"
+        traceback.print_exc()
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        why = f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})"
+        rows = [_failure(bench, why[:300])]
     finally:
         ctx.cleanup()
+    args.rows_out.write_text(json.dumps([r.to_dict() for r in rows]))
+    return 0
 
 
 def _failure(bench: Benchmark, why: str) -> Row:

@@ -72,7 +72,7 @@ def supervisor_rows(ctx: Context) -> list[Row]:
 def store_rows(ctx: Context) -> list[Row]:
     store = _import("bench.bench_store")
     work = ctx.scratch("store")
-    n = ctx.pick(1000, 300)
+    n = ctx.pick(500, 200)
     rows = []
     for sync in ("FULL", "NORMAL"):
         ctx.log(f"store alone: {n} execution life-cycles, synchronous={sync}, 16 in flight")

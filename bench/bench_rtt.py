@@ -47,7 +47,7 @@ def squ_rtt(ctx: Context, count: int) -> dict[str, list[float]]:
 
 
 def run(ctx: Context) -> list[Row]:
-    count = ctx.pick(2000, 500)
+    count = ctx.pick(1000, 300)
     ctx.log(f"raw websockets echo: {count} round trips")
     raw = echo_rtt(count)
     ctx.log(f"squ-cron agent server: {count} x agent.info, {count} x jobs.list")

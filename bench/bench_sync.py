@@ -115,7 +115,7 @@ def squ_sync(ctx: Context, count: int) -> tuple[float, float, str]:
 
 
 def run(ctx: Context) -> list[Row]:
-    count = ctx.pick(100_000, 20_000)
+    count = ctx.pick(30_000, 10_000)
     ctx.log(f"raw websockets: {count:,} records, 100 per frame")
     wire = batched_record_rate(count)
     squ: float | None
