@@ -22,6 +22,7 @@ executions past their job's long-running threshold and records that alert.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -72,6 +73,9 @@ class AlertDispatcher:
             }
         )
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = False
         self._last_long_check = 0.0
         self._sending = asyncio.Semaphore(MAX_PARALLEL_SENDS)
 
@@ -79,15 +83,31 @@ class AlertDispatcher:
         """Run a turn now (an alert was just recorded), instead of at the next poll."""
         self._wake.set()
 
+    async def drain(self, timeout_s: float) -> None:
+        """Stop starting turns and wait up to ``timeout_s`` for the one in progress.
+
+        A message a receiver has taken is then recorded as sent before the agent
+        stops, instead of being sent again after the restart.
+        """
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+
     async def run(self) -> None:
-        """Turn until cancelled; a failing turn is logged and the loop carries on."""
-        while True:
+        """Turn until cancelled or drained; a failing turn is logged and the loop carries on."""
+        while not self._stopping:
+            self._idle.clear()
             try:
                 await self.turn()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("alert delivery turn failed; carrying on")
+            finally:
+                self._idle.set()
+            if self._stopping:
+                return
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_s)
