@@ -1,6 +1,6 @@
 """Request round trip to an agent vs a raw websockets echo, on loopback.
 
-squ-cron: sequential requests from an authenticated protocol client to a real
+squ-cron: sequential requests over the console's own link (logged in) to a real
 agent server (``bench/server.py``: ``agentd.server`` over a real store) in
 another process: ``agent.info`` (no store access) and ``jobs.list`` (a store
 read through the writer thread). Reference: a raw websockets 17 echo server in
@@ -15,32 +15,28 @@ import time
 
 from bench.core import BenchError, Context, Row, fmt_ms, percentile, ratio
 from bench.refs.ws import echo_rtt
-from bench.server import agent_server, client_class
+from bench.server import agent_server, console_link
 
 __all__ = ["run", "squ_rtt"]
 
 
 def squ_rtt(ctx: Context, count: int) -> dict[str, list[float]]:
-    """Round trip times (s) of ``count`` sequential requests per method."""
+    """Round trip times (s) of ``count`` sequential requests per method, over the
+    console's own link (``console.fleet.link.Link.call``)."""
     from shared.protocol import Empty
 
-    Client = client_class()
-
     async def main(url: str, key: object) -> dict[str, list[float]]:
-        client = await Client.login(url, key)
-        try:
+        async with console_link(url, key) as link:
             out: dict[str, list[float]] = {}
             for method in ("agent.info", "jobs.list"):
-                await client.call(method, Empty())  # warm
+                await link.call(method, Empty())  # warm
                 times = []
                 for _ in range(count):
                     started = time.perf_counter()
-                    await client.call(method, Empty())
+                    await link.call(method, Empty())
                     times.append(time.perf_counter() - started)
                 out[method] = times
             return out
-        finally:
-            await client.close()
 
     with agent_server(ctx.scratch("rtt-server"), rows=100) as server:
         return asyncio.run(main(server.url, server.key))
@@ -70,7 +66,7 @@ def run(ctx: Context) -> list[Row]:
                     ratio=ratio(value, percentile(raw, pct)),
                     goal="info (no goal set)",
                     passed=None,
-                    note=note or f"{count} sequential requests, logged-in client",
+                    note=note or f"{count} sequential requests over console.fleet.link.Link",
                 )
             )
     return rows

@@ -1,10 +1,9 @@
 """History sync agent -> console on loopback, in rows per second.
 
 squ-cron: a real agent server (``bench/server.py``) whose store holds N
-executions; a logged-in protocol client pulls them with ``history.since``
-(1,000 per batch, the cursor from each batch) and stores each batch in the
-console's real ``Mirror`` (``upsert_executions``: rows + cursor in one
-transaction), as the console's link does, until the mirror has all N.
+executions; the console's own link (``Link.sync_history``: ``history.since``
+by cursor, 1,000 per batch, each batch and the cursor in one ``Mirror``
+transaction) pulls them all into a fresh console mirror.
 Reference: the same rows (as the mirror stores them) inserted with raw
 ``sqlite3``, 1,000 per transaction, WAL, into a table of the same columns.
 Goal: >= 0.5x that. The wire alone is measured too (raw websockets, 100
@@ -25,7 +24,7 @@ import msgspec
 from bench.core import BenchError, Context, NotBuilt, Row, fmt_rate, judge_min, ratio
 from bench.refs.sqlite import batched_insert_rate
 from bench.refs.ws import batched_record_rate
-from bench.server import agent_server, client_class
+from bench.server import agent_server, console_link
 
 __all__ = ["raw_insert_rate", "run", "squ_sync"]
 
@@ -66,50 +65,35 @@ def raw_insert_rate(work: Path, executions: list[Any]) -> float:
 def squ_sync(ctx: Context, count: int) -> tuple[float, float, str]:
     """(squ rows/s into the mirror, raw rows/s of the same rows, note)."""
     try:
-        from console.fleet.mirror import Mirror
+        from console.fleet.mirror import Mirror, RunFilter
     except ModuleNotFoundError as exc:
         raise NotBuilt(f"console.fleet.mirror ({exc.name})") from None
-    from shared.protocol import HistorySince
 
-    Client = client_class()
     work = ctx.scratch("sync")
 
-    async def pull(url: str, key: object) -> tuple[float, float, list[Any]]:
-        client = await Client.login(url, key)
+    async def pull(url: str, key: object) -> tuple[float, list[Any]]:
         mirror = Mirror.open(work / "mirror.db")
-        kept: list[Any] = []
-        wire_s = 0.0
         try:
-            cursor = got = 0
-            started = time.perf_counter()
-            while True:
-                t = time.perf_counter()
-                batch = await client.call("history.since", HistorySince(seq=cursor, limit=BATCH))
-                wire_s += time.perf_counter() - t
-                mirror.upsert_executions("db1", batch.epoch, batch.executions, batch.next_seq)
-                got += len(batch.executions)
-                if len(kept) < count:
-                    kept += batch.executions
-                client.frames.clear()  # the test client keeps every frame; we do not need them
-                cursor = batch.next_seq
-                if not batch.more:
-                    break
-            elapsed = time.perf_counter() - started
-            if got != count:
-                raise BenchError(f"synced {got} rows, expected {count}")
-            return elapsed, wire_s, kept
+            async with console_link(url, key) as link:
+                started = time.perf_counter()
+                stored = await link.sync_history(mirror=mirror, batch=BATCH)
+                elapsed = time.perf_counter() - started
+            if stored != count:
+                raise BenchError(f"synced {stored} rows, expected {count}")
+            # Read back what the mirror stored: the reference inserts exactly these rows.
+            runs = mirror.page_runs(RunFilter(), None, count)
+            return elapsed, runs
         finally:
             mirror.close()
-            await client.close()
 
-    ctx.log(f"agent server with {count:,} executions; console pulls into its mirror")
+    ctx.log(f"agent server with {count:,} executions; the console's link syncs its mirror")
     with agent_server(ctx.scratch("sync-server"), rows=count) as server:
-        elapsed, wire_s, executions = asyncio.run(pull(server.url, server.key))
+        elapsed, runs = asyncio.run(pull(server.url, server.key))
     ctx.log("raw sqlite3: the same rows, 1,000 per transaction")
-    raw = raw_insert_rate(work, executions)
+    raw = raw_insert_rate(work, [r.execution for r in runs])
     note = (
-        f"{count:,} rows in {elapsed:.2f} s ({wire_s:.2f} s waiting on the wire); "
-        f"reference is the same rows, same columns"
+        f"{count:,} rows in {elapsed:.2f} s through console.fleet.link.Link.sync_history "
+        f"(batch {BATCH}); reference is the same rows, same columns"
     )
     return count / elapsed, raw, note
 

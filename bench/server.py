@@ -10,11 +10,12 @@ link replaces the client once it lands.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import psutil
 
 from bench.core import BenchError, NotBuilt
 
-__all__ = ["AgentServer", "agent_server", "client_class"]
+__all__ = ["AgentServer", "agent_server", "client_class", "console_link", "new_key"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,6 +34,25 @@ def _need(module: str) -> Any:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         raise NotBuilt(f"{module} ({exc.name})") from None
+
+
+@contextlib.asynccontextmanager
+async def console_link(url: str, key: Any, *, name: str = "db1") -> AsyncIterator[Any]:
+    """The console's real ``Link`` to one agent, up; stopped on exit.
+
+    No mirror and no subscriptions: the benchmark decides what the link does.
+    """
+    link_mod = _need("console.fleet.link")
+    config = _need("console.config")
+    link = link_mod.Link(config.AgentEntry(name=name, url=url), key=key, subscribe=False)
+    task = asyncio.create_task(link.run())
+    try:
+        await link.wait_up(30)
+        yield link
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 def client_class() -> Any:
@@ -49,15 +69,23 @@ class AgentServer:
     process: psutil.Process
 
 
-@contextlib.contextmanager
-def agent_server(work: Path, rows: int) -> Iterator[AgentServer]:
-    """Start the server child with ``rows`` executions stored; stop it on exit."""
-    core = _need("bench.protocol_core")
+def new_key() -> Any:
+    """A fresh operator key (Ed25519), as ``squ keygen`` makes."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+@contextlib.contextmanager
+def agent_server(work: Path, rows: int, *, key: Any = None) -> Iterator[AgentServer]:
+    """Start the server child with ``rows`` executions stored; stop it on exit.
+
+    ``key`` is the operator allowed in (admin); a fresh one when not given.
+    """
+    core = _need("bench.protocol_core")
     from shared.identity import public_key_line
 
-    key = ed25519.Ed25519PrivateKey.generate()
+    key = key or new_key()
     (work / "ops").write_text(f"admin bench {public_key_line(key)}\n")
     child = subprocess.Popen(
         [sys.executable, "-c", core.SERVE, str(work), str(rows)],
