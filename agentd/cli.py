@@ -27,6 +27,7 @@ COMMANDS = (
     "next",
     "import_crontab",
     "check",
+    "audit",
 )
 
 

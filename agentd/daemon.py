@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentd import control, jobsync, reconcile
+from agentd import audit, control, jobsync, reconcile
 from agentd import logs as joblogs
 from agentd.alerts import store as alert_sql
 from agentd.alerts.delivery import AlertDispatcher
@@ -320,6 +320,13 @@ class Agent:
     async def reload(self) -> dict[str, Any]:
         """Load ``jobs.d`` into the store and refresh the job table; returns what changed."""
         result = await jobsync.sync_jobs_dir(self.store, self.config, now=time.time())
+        await self._audit(
+            "config.reload",
+            actor="agent",
+            origin="jobs.d",
+            target="jobs.d",
+            detail={k: ",".join(v) for k, v in result.items() if k not in ("errors", "kept") and v},
+        )
         self.job_errors = result["errors"]
         for err in self.job_errors:
             log.error("jobs.d: %s (its jobs keep their last good definition)", err["message"])
@@ -387,6 +394,8 @@ class Agent:
             triggered_by=str(params.get("by") or "local"),
         )
         assert ex is not None  # manual ids are fresh, never a duplicate
+        by = str(params.get("by") or "local")
+        await self._audit("run", actor=by, origin="control", target=ex.id, detail={"job": name})
         waiting = asyncio.ensure_future(executor.wait_run(ex)) if params.get("wait") else None
         started = await executor.start(ex)
         if waiting is None:
@@ -399,7 +408,22 @@ class Agent:
         if not isinstance(exec_id, str):
             raise control.BadRequest("cancel: 'execution' must be an execution id")
         ex = await self._executor().cancel(exec_id)
+        await self._audit("cancel", actor="local", origin="control", target=exec_id)
         return {"execution": execution_dict(ex)}
+
+    async def _audit(
+        self, action: str, *, actor: str, origin: str, target: str, detail: Any = None
+    ) -> None:
+        """Append to the audit log (docs/audit.md) a change this agent accepted."""
+        await self.store.call(
+            audit.append,
+            at=time.time(),
+            actor=actor,
+            origin=origin,
+            action=action,
+            target=target,
+            detail=detail,
+        )
 
     async def _h_reload(self, params: dict[str, Any]) -> dict[str, Any]:
         return await self.reload()

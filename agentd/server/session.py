@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from agentd.server.handlers import HANDLERS, CallContext
 from shared.errors import SquError
+from shared.identity import fingerprint, load_public_key
 from shared.protocol import (
     ClientHello,
     CloseCode,
@@ -146,6 +147,7 @@ class Session:
             op = check_proof(hello, sent, operators, now=time.time(), book=self.server.book)  # type: ignore[arg-type]
         except SquError as exc:
             log.warning("refused login from %s (%s): %s", self.peer, hello.client, exc.message)
+            self._audit_refused_login(hello, exc)
             self.conn.refuse(exc)
             return
         log.info("%s logged in from %s as %s (%s)", op.name, self.peer, op.role, hello.client)
@@ -158,6 +160,28 @@ class Session:
         )
         self.server.sessions.add(self)
         self.conn.accept(op.name, op.role)
+
+    def _audit_refused_login(self, hello: ClientHello, exc: SquError) -> None:
+        """docs/audit.md: operator auth failures are audited (at most a few a second)."""
+        record = getattr(self.server.ops, "record_audit", None)
+        if record is None or not _AUDIT_LOGINS.take(time.monotonic()):
+            return
+        try:
+            who = fingerprint(load_public_key(hello.public_key))
+        except SquError:
+            who = "unreadable key"
+        task = asyncio.ensure_future(
+            record(
+                "auth.refused",
+                by=who,
+                target=self.peer,
+                origin=f"wire {self.peer}",
+                detail={"code": exc.code, "why": exc.message, "client": hello.client},
+            )
+        )
+        # Held until done (an unreferenced task may be collected mid-write).
+        _AUDIT_TASKS.add(task)
+        task.add_done_callback(_AUDIT_TASKS.discard)
 
     async def _serve_request(self, request: RequestReceived) -> None:
         assert self.ctx is not None
@@ -331,3 +355,23 @@ def _peer(ws: ServerConnection) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"
     return str(address)
+
+
+class _Budget:
+    """A token bucket: a flood of bad logins must not fill the disk with audit entries."""
+
+    def __init__(self, per_s: float, burst: int) -> None:
+        self.per_s, self.burst = per_s, burst
+        self.tokens, self.at = float(burst), 0.0
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.per_s)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+_AUDIT_LOGINS = _Budget(per_s=1.0, burst=20)
+_AUDIT_TASKS: set[asyncio.Task[None]] = set()

@@ -15,18 +15,20 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from console.config import Inventory, config_dir, load_inventory
-from console.fleet.fleet import Fleet
-from console.fleet.link import AgentError
-from console.fleet.mirror import Mirror
-from console.fleet.source import AgentState
-from console.keys import load_operator_key
 from shared.errors import SquError
 from shared.textsafe import inert_bytes
+
+if TYPE_CHECKING:
+    # The network side (and Textual, through the fleet's messages) loads only when a
+    # command connects: `squ agents list` or `squ --help` stay quick.
+    from console.fleet.fleet import Fleet
+    from console.fleet.mirror import Mirror
+    from console.fleet.source import AgentState
 
 __all__ = [
     "EXIT_PARTIAL",
@@ -103,7 +105,7 @@ def describe(state: AgentState) -> str:
     return f"{why} ({state.error})" if state.error else why
 
 
-Body = Callable[[Fleet, list[str]], Awaitable[int]]
+Body = Callable[["Fleet", list[str]], Awaitable[int]]
 
 
 def with_fleet(
@@ -119,6 +121,9 @@ def with_fleet(
     Returns ``body``'s exit code, or ``EXIT_PARTIAL`` if it succeeded but some agents
     were unreachable. Raises ``NoneUp`` when none was reachable.
     """
+    from console.fleet.fleet import Fleet
+    from console.keys import load_operator_key
+
     ctx = context(args)
     if not ctx.inventory.agents:
         raise NoAgents(ctx.inventory.path)
@@ -144,6 +149,8 @@ def with_fleet(
 
 def remote_message(exc: SquError) -> str:
     """An agent's refusal in words (AgentError already names the agent)."""
+    from console.fleet.link import AgentError
+
     if isinstance(exc, AgentError):
         return f"{exc.message} [{exc.remote_code}]"
     return exc.message

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from console.fleet.fleet import Fleet
-from console.fleet.link import AgentError
-from console.fleet.mirror import Mirror
 from shared.errors import SquError
-from shared.protocol.messages import ExecutionId
+
+if TYPE_CHECKING:
+    from console.fleet.fleet import Fleet
 
 __all__ = ["agents_from_mirror", "locate", "split_exec"]
 
@@ -32,6 +32,8 @@ def split_exec(text: str) -> tuple[str, str]:
 
 def agents_from_mirror(mirror_file: Path, exec_id: str) -> tuple[str, list[str]]:
     """(full id, agents that ran it) for an id or a unique prefix known to the mirror."""
+    from console.fleet.mirror import Mirror
+
     if not mirror_file.exists():
         return exec_id, []
     mirror = Mirror.open(mirror_file)
@@ -47,6 +49,9 @@ def agents_from_mirror(mirror_file: Path, exec_id: str) -> tuple[str, list[str]]
 
 async def locate(fleet: Fleet, exec_id: str, up: list[str]) -> str:
     """The one up agent holding ``exec_id``; asks each (a full id is unique per agent)."""
+    from console.fleet.link import AgentError
+    from shared.protocol.messages import ExecutionId
+
     holders = []
     for agent in up:
         try:

@@ -17,6 +17,7 @@ import argparse
 import difflib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.commands._common import (
     add_on,
@@ -27,12 +28,12 @@ from console.commands._common import (
     with_fleet,
 )
 from console.config import Inventory
-from console.fleet.fleet import Fleet
-from console.fleet.link import AgentError
 from shared.errors import SquError
 from shared.jobs import definition_hash, job_to_toml, parse_jobs_toml
 from shared.models import Job, JobRecord
-from shared.protocol.messages import JobName, PutJob
+
+if TYPE_CHECKING:
+    from console.fleet.fleet import Fleet
 
 
 class NoTargets(SquError):
@@ -133,6 +134,9 @@ async def apply_one(
     fleet: Fleet, agent: str, job: Job, source: str, dry_run: bool, out: object
 ) -> dict[str, object]:
     """Diff ``job`` against ``agent``'s copy and write it unless unchanged or a dry run."""
+    from console.fleet.link import AgentError
+    from shared.protocol.messages import JobName, PutJob
+
     try:
         current: JobRecord | None = await fleet.call(agent, "jobs.get", JobName(name=job.name))
     except AgentError as exc:

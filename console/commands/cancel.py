@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from console.commands._common import add_on, context, mirror_path, with_fleet
 from console.commands._exec import agents_from_mirror, locate, split_exec
-from console.fleet.fleet import Fleet
+
+if TYPE_CHECKING:
+    from console.fleet.fleet import Fleet
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

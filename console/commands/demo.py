@@ -216,7 +216,10 @@ def run(args: argparse.Namespace) -> int:
                 while proc.poll() is None:
                     time.sleep(0.5)
                 raise DemoFailed(f"the demo agent exited:\n{log_tail(agent_dir)}")
-            return open_tui(console_dir, console_dir / "mirror.db")
+            code = open_tui(console_dir, console_dir / "mirror.db")
+            # Stopping takes a few seconds (the agent drains): say so on the blank screen.
+            print("stopping the demo agent, its supervisor and jobs...", file=sys.stderr)
+            return code
         except KeyboardInterrupt:
             return 0
         finally:

@@ -12,6 +12,7 @@ import argparse
 import re
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from console.commands._common import (
     EXIT_PARTIAL,
@@ -24,10 +25,12 @@ from console.commands._common import (
     with_fleet,
 )
 from console.commands.jobs import print_table
-from console.fleet.fleet import Fleet
-from console.fleet.mirror import Mirror, RunFilter, StoredRun
 from shared.enums import ExecutionStatus
 from shared.errors import SquError
+
+if TYPE_CHECKING:
+    from console.fleet.fleet import Fleet
+    from console.fleet.mirror import Mirror, RunFilter, StoredRun
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -73,6 +76,8 @@ def parse_since(text: str, now: float) -> float | None:
 
 
 def filters_of(args: argparse.Namespace) -> RunFilter:
+    from console.fleet.mirror import RunFilter
+
     known = {s.value for s in ExecutionStatus}
     for status in args.status:
         if status not in known:
@@ -90,6 +95,8 @@ def filters_of(args: argparse.Namespace) -> RunFilter:
 
 
 def run(args: argparse.Namespace) -> int:
+    from console.fleet.mirror import Mirror
+
     filters = filters_of(args)
     ctx = context(args)
     path = mirror_path(ctx)

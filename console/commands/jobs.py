@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from console.commands._common import add_on, print_json, remote_message, say_error, with_fleet
-from console.fleet.fleet import Fleet
 from shared.errors import SquError
 from shared.models import Job, JobRecord
-from shared.protocol.messages import Empty
+
+if TYPE_CHECKING:
+    from console.fleet.fleet import Fleet
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +29,8 @@ def schedule_text(job: Job) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from shared.protocol.messages import Empty
+
     async def body(fleet: Fleet, up: list[str]) -> int:
         found: list[tuple[str, JobRecord]] = []
         failed = 0

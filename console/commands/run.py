@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
 from console.commands._common import (
     add_on,
@@ -22,12 +23,12 @@ from console.commands._common import (
     with_fleet,
     write_output,
 )
-from console.fleet.fleet import Fleet
-from console.fleet.link import AgentError
 from shared.enums import ExecutionStatus as S
 from shared.errors import SquError
 from shared.models import Execution
-from shared.protocol.messages import ExecutionsQuery, JobName
+
+if TYPE_CHECKING:
+    from console.fleet.fleet import Fleet
 
 POLL_S = 0.3
 
@@ -82,6 +83,8 @@ def exit_code_of(ex: Execution) -> int:
 
 
 async def newest_of_run(fleet: Fleet, agent: str, run_id: str) -> Execution:
+    from shared.protocol.messages import ExecutionsQuery
+
     result = await fleet.call(agent, "executions.query", ExecutionsQuery(run_id=run_id, limit=50))
     rows = sorted(result.executions, key=lambda e: (e.retry_index or 0, e.id))
     return rows[-1]
@@ -118,6 +121,9 @@ async def wait_run(fleet: Fleet, agent: str, exec_id: str, *, stream: bool) -> E
 
 
 def run(args: argparse.Namespace) -> int:
+    from console.fleet.link import AgentError
+    from shared.protocol.messages import JobName
+
     params = parse_params(args.param)
 
     async def body(fleet: Fleet, up: list[str]) -> int:

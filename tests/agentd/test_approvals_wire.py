@@ -291,3 +291,22 @@ async def test_get_unknown_request_is_not_found(agent: Agent) -> None:
     with pytest.raises(RemoteError) as caught:
         await bob.call("approvals.get", ApprovalId(id="nope"))
     assert caught.value.code == "not_found" and "nope" in caught.value.message
+
+
+async def test_refused_login_is_audited(agent: Agent) -> None:
+    """A login with an unknown key appends an auth.refused entry naming its fingerprint."""
+    from shared.identity import fingerprint
+    from tests.agentd.wsclient import Refused
+
+    stranger = ed25519.Ed25519PrivateKey.generate()
+    with pytest.raises(Refused):
+        await Client.login(f"ws://127.0.0.1:{agent.server.port}", stranger)
+    bob = await agent.login("bob")
+    deadline = time.monotonic() + 10
+    while True:
+        batch = await bob.call("audit.since", AuditSince(seq=0, action="auth.refused"))
+        if batch.entries or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert [e.actor for e in batch.entries] == [fingerprint(stranger)]
+    assert batch.entries[0].detail["code"] == "unknown_key"
