@@ -120,6 +120,8 @@ class RunList(ScrollView, can_focus=True):
         self.cursor = 0
         self.total = 0
         self._rows: dict[int, StoredRun] = {}
+        self._counting = False  # a count runs in a thread
+        self._count_again = False  # the mirror changed while it ran
         self.on_error: Callable[[Exception], None] | None = None
 
     # -- data ------------------------------------------------------------------
@@ -130,21 +132,27 @@ class RunList(ScrollView, can_focus=True):
     def reload(self, *, keep_cursor: bool = True) -> None:
         """Drop cached rows and recount; call when the mirror or the filter changed.
 
-        The first screenful never waits for a count: without filters the total
-        is the mirror's row estimate, with filters the first page tells whether
-        there are more. The exact count follows from a thread worker on its own
-        connection (``RunList.Counted``).
+        The first screenful never waits for a full count: without filters the
+        total is the mirror's highest rowid (exact, as the mirror never deletes
+        runs); with filters the first page tells whether there are more, and
+        the exact count follows from a thread worker on its own connection
+        (``RunList.Counted``). Counts are coalesced: while one runs, later
+        reloads ask for one more at its end, so a burst of sync batches costs
+        at most two counts, not one per batch.
         """
         self._rows.clear()
         if self.filters == RunFilter():
-            estimate = self.mirror.estimate_runs()
-        else:
-            first = self.mirror.page_runs(self.filters, None, PAGE)
-            self._rows = dict(enumerate(first))
-            estimate = len(first)
-        self._set_total(estimate, keep_cursor=keep_cursor)
-        if estimate >= PAGE or self.filters == RunFilter():
-            self._count_exactly(self.filters)
+            self._set_total(self.mirror.estimate_runs(), keep_cursor=keep_cursor)
+            return
+        first = self.mirror.page_runs(self.filters, None, PAGE)
+        self._rows = dict(enumerate(first))
+        self._set_total(len(first), keep_cursor=keep_cursor)
+        if len(first) >= PAGE:
+            if self._counting:
+                self._count_again = True
+            else:
+                self._counting = True
+                self._count_exactly(self.filters)
 
     def _set_total(self, total: int, *, keep_cursor: bool = True) -> None:
         self.total = total
@@ -153,15 +161,22 @@ class RunList(ScrollView, can_focus=True):
         self.refresh()
         self.post_message(self.Counted(self, total))
 
-    @work(thread=True, exclusive=True, group="run-count", exit_on_error=False)
+    @work(thread=True, group="run-count", exit_on_error=False)
     def _count_exactly(self, filters: RunFilter) -> None:
-        total = self.mirror.count_runs_apart(filters)
-        self.app.call_from_thread(self._counted, filters, total)
+        total: int | None = None
+        try:
+            total = self.mirror.count_runs_apart(filters)
+        finally:  # even when the count failed, so the next reload can count again
+            self.app.call_from_thread(self._counted, filters, total)
 
-    def _counted(self, filters: RunFilter, total: int) -> None:
-        if filters == self.filters and total != self.total:  # not a stale answer
-            if self.total < total:
-                self._rows = {i: r for i, r in self._rows.items() if i < self.total}
+    def _counted(self, filters: RunFilter, total: int | None) -> None:
+        self._counting = False
+        if self._count_again:
+            self._count_again = False
+            self._counting = True
+            self._count_exactly(self.filters)
+            return
+        if total is not None and filters == self.filters and total != self.total:
             self._set_total(total)
 
     def set_filters(self, filters: RunFilter) -> None:

@@ -96,3 +96,13 @@ def test_cache_stays_bounded(mirror: Mirror) -> None:
     for index in range(ROWS):
         assert when(run_list, index) == T0 + ROWS - 1 - index
         assert len(run_list._rows) <= MAX_CACHED
+
+
+async def test_filtered_count_arrives_from_a_worker(mirror: Mirror) -> None:
+    """A filter matching more than a page shows a page at once, then the exact count."""
+    app = Host(mirror)
+    async with app.run_test(size=(100, 30)) as pilot:
+        run_list = app.query_one(RunList)
+        run_list.set_filters(RunFilter(job="job"))
+        assert run_list.total in (200, ROWS)  # the first page, or already the count
+        await until(pilot, lambda: run_list.total == ROWS)
