@@ -447,6 +447,8 @@ class Supervisor:
             raise SupervisorError(
                 "bad_request", f"execution id {exec_id!r} is not a safe file name"
             )
+        if not spec.argv:
+            raise SupervisorError("bad_request", f"execution {exec_id}: argv is empty")
         if exec_id in self.runs:
             return self.runs[exec_id].started()  # a repeated start (client retry): same job
         if exec_id in self.unacked:
@@ -481,7 +483,7 @@ class Supervisor:
             ) from None
         try:
             return self._spawn(spec, run_dir)
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:  # ValueError: a NUL in argv/env
             record = ExitRecord(
                 exec_id=exec_id,
                 outcome="spawn_failed",
@@ -954,8 +956,10 @@ def _credentials(spec: RunSpec) -> tuple[int | None, int | None, list[int] | Non
     return uid, gid, groups
 
 
-def _spawn_error(spec: RunSpec, exc: OSError) -> str:
+def _spawn_error(spec: RunSpec, exc: Exception) -> str:
     what = spec.argv[0] if spec.argv else "(empty argv)"
+    if not isinstance(exc, OSError):
+        return f"could not start {what!r}: {exc}"
     if isinstance(exc, FileNotFoundError) and exc.filename == spec.cwd and spec.cwd:
         return f"working directory {spec.cwd!r} does not exist"
     if (

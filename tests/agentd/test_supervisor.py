@@ -394,3 +394,19 @@ def test_another_user_cannot_reach_the_supervisor(data_dir):
         cwd="/",
     )
     assert out.stdout.split()[0] in ("refused", "closed"), out
+
+
+async def test_nul_byte_in_argv_is_a_spawn_failed_record(sup, data_dir):
+    """An argument with a NUL byte cannot be exec'd: a spawn_failed record says so."""
+    rec = await sup.start(spec(data_dir, ["echo", "a\0b"]))
+    assert isinstance(rec, ExitRecord) and rec.outcome == "spawn_failed"
+    assert "null" in rec.error
+
+
+async def test_empty_argv_is_refused(sup, data_dir):
+    """A start without a command is a bad request naming the execution."""
+    from agentd.supervisor import SupervisorError
+
+    s = spec(data_dir, [])
+    with pytest.raises(SupervisorError, match="argv is empty"):
+        await sup.start(s)
