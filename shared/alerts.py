@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -27,6 +27,11 @@ __all__ = [
     "BODY_VERSION",
     "MISSED_REASON",
     "Alert",
+    "AlertAck",
+    "AlertsBatch",
+    "AlertsQuery",
+    "AlertsResult",
+    "AlertsSince",
     "Delivery",
     "Message",
     "Pending",
@@ -388,3 +393,52 @@ def command_env(body: Mapping[str, Any]) -> dict[str, str]:
         "SQU_ALERT_EXECUTION_ID": str(first["execution_id"]),
         "SQU_ALERT_STATUS": str(first["status"]),
     }
+
+
+# --------------------------------------------------------------------------- wire messages
+
+
+class _Wire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class AlertsQuery(_Wire, frozen=True):
+    """``alerts.list``: newest first (latest change first), filtered; page with ``before_seq``."""
+
+    job: str | None = None
+    kind: AlertKind | None = None
+    unacked: bool = False
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    before_seq: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class AlertAck(_Wire, frozen=True):
+    """``alerts.ack``: acknowledge these alerts (audited; idempotent)."""
+
+    ids: Annotated[tuple[str, ...], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class AlertsSince(_Wire, frozen=True):
+    """``alerts.since``: every alert changed after ``seq``, oldest change first (sync)."""
+
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+
+
+class AlertsResult(_Wire, frozen=True):
+    alerts: list[Alert]
+    unacked: int  # alerts nobody has acknowledged, on this agent
+
+
+class AlertsBatch(_Wire, frozen=True):
+    """One batch of alerts sync: continue from ``next_seq`` while ``more``.
+
+    ``epoch`` is the store's (a new one: resync from 0). Alerts and
+    executions share one seq counter, so a cursor may jump.
+    """
+
+    epoch: str
+    alerts: list[Alert]
+    next_seq: int
+    more: bool
+    unacked: int

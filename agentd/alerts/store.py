@@ -34,6 +34,7 @@ __all__ = [
     "insert_alert",
     "latest_alert_seq",
     "list_alerts",
+    "list_alerts_by_id",
     "long_running_candidates",
     "prune_alerts",
     "record_change",
@@ -59,7 +60,7 @@ MEDIAN_WINDOW = 20
 
 
 class UnknownAlert(NotFound):
-    code = "unknown_alert"
+    """An alert id this agent does not hold (wire code ``not_found``)."""
 
     def __init__(self, alert_id: str) -> None:
         super().__init__(f"no alert {alert_id!r}", alert=alert_id)
@@ -256,6 +257,11 @@ def get_alert(db: sqlite_utils.Database, alert_id: str) -> Alert:
 def get_alert_or_none(db: sqlite_utils.Database, alert_id: str) -> Alert | None:
     rows = _by_ids(db, {alert_id})
     return rows[0] if rows else None
+
+
+def list_alerts_by_id(db: sqlite_utils.Database, alert_ids: Iterable[str]) -> list[Alert]:
+    """The alerts among ``alert_ids`` that exist (any order)."""
+    return _by_ids(db, set(alert_ids))
 
 
 def list_alerts(

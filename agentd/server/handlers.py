@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shared.alerts import Alert as AlertRecord
+from shared.alerts import AlertAck, AlertsBatch, AlertsQuery, AlertsResult, AlertsSince
 from shared.approvals import (
     ApprovalId,
     ApprovalInfo,
@@ -143,6 +145,13 @@ class AgentOps(Protocol):
         target: str | None = None,
     ) -> AuditBatch: ...
     async def audit_verify(self) -> ChainReport: ...
+
+    # -- alerts (agentd/server/alert_ops.py, docs/alerts.md) --
+    async def list_alerts(self, query: AlertsQuery) -> AlertsResult: ...
+    async def ack_alerts(self, ids: list[str], *, by: str, origin: str) -> AlertsResult: ...
+    async def alerts_since(self, seq: int, limit: int) -> AlertsBatch: ...
+    async def alert_changes_since(self, seq: int) -> list[AlertRecord]: ...
+    async def latest_alert_seq(self) -> int: ...
 
 
 class InvalidSubscription(SquError):
@@ -418,6 +427,25 @@ async def audit_since(ops: AgentOps, params: AuditSince, ctx: CallContext) -> Au
 @handles("audit.verify")
 async def audit_verify(ops: AgentOps, params: Empty, ctx: CallContext) -> ChainReport:
     return await ops.audit_verify()
+
+
+# -- alerts ----------------------------------------------------------------------------------
+
+
+@handles("alerts.list")
+async def alerts_list(ops: AgentOps, params: AlertsQuery, ctx: CallContext) -> AlertsResult:
+    return await ops.list_alerts(params)
+
+
+@handles("alerts.ack")
+async def alerts_ack(ops: AgentOps, params: AlertAck, ctx: CallContext) -> AlertsResult:
+    # Issue 5: acknowledging is an audited action (ops records who, what and from where).
+    return await ops.ack_alerts(list(params.ids), by=ctx.operator, origin=_origin(ctx))
+
+
+@handles("alerts.since")
+async def alerts_since(ops: AgentOps, params: AlertsSince, ctx: CallContext) -> AlertsBatch:
+    return await ops.alerts_since(params.seq, min(params.limit, ctx.limits.max_batch))
 
 
 _missing = set(METHODS) - set(HANDLERS)

@@ -192,6 +192,7 @@ class Server:
             asyncio.create_task(self._feed_loop(self._feed_jobs), name="feed-jobs"),
             asyncio.create_task(self._heartbeat_loop(), name="feed-heartbeat"),
             asyncio.create_task(self._approvals_loop(), name="feed-approvals"),
+            asyncio.create_task(self._alerts_loop(), name="feed-alerts"),
         ]
 
     async def _feed_loop(self, step: Any) -> None:
@@ -257,6 +258,25 @@ class Server:
                 raise
             except Exception:
                 log.exception("feed approvals failed; retrying")
+            await asyncio.sleep(self.config.feed_interval_s)
+
+    async def _alerts_loop(self) -> None:
+        # Alerts change in the store's writer (with the execution that raised them) and in
+        # the delivery loop: poll their seq like the other feeds (docs/alerts.md).
+        cursor: int | None = None
+        while True:
+            try:
+                if cursor is None:
+                    cursor = await self.ops.latest_alert_seq()
+                for alert in await self.ops.alert_changes_since(cursor):
+                    for session in list(self.sessions):
+                        if session.wants("alerts"):
+                            session.deliver("alerts", alert)
+                    cursor = max(cursor, alert.seq)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("feed alerts failed; retrying")
             await asyncio.sleep(self.config.feed_interval_s)
 
     async def _heartbeat_loop(self) -> None:

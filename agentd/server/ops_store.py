@@ -23,6 +23,7 @@ import sqlite_utils
 
 from agentd import logs as joblogs
 from agentd.approvals import needs_approval
+from agentd.server.alert_ops import AlertOps
 from agentd.server.approval_ops import ApprovalOps
 from agentd.server.scripts import ScriptStore
 from agentd.store import Store, executions, jobs
@@ -66,7 +67,7 @@ class WrongTarget(SquError):
 RUN_APPROVAL_EXPIRY_S = 3600.0
 
 
-class StoreOps(ApprovalOps):
+class StoreOps(ApprovalOps, AlertOps):
     """``AgentOps`` (agentd/server/handlers.py) over ``Store`` and ``DATA/``.
 
     The approvals and audit methods come from ``ApprovalOps``; every change

@@ -14,6 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shared.alerts import (
+    Alert,
+    AlertAck,
+    AlertsBatch,
+    AlertsQuery,
+    AlertsResult,
+    AlertsSince,
+)
 from shared.approvals import (
     ApprovalId,
     ApprovalInfo,
@@ -112,6 +120,10 @@ METHODS: dict[str, MethodSpec] = {
     ),
     "audit.since": MethodSpec(AuditSince, AuditBatch, V, "audit log sync: entries after seq"),
     "audit.verify": MethodSpec(Empty, ChainReport, V, "check the audit hash chain on the agent"),
+    # Alerts (docs/alerts.md): raised and delivered by the agent; the console mirrors them.
+    "alerts.list": MethodSpec(AlertsQuery, AlertsResult, V, "alerts by job, kind, unacked"),
+    "alerts.ack": MethodSpec(AlertAck, AlertsResult, OP, "acknowledge alerts (audited)"),
+    "alerts.since": MethodSpec(AlertsSince, AlertsBatch, V, "alerts sync: changes after seq"),
 }
 
 TOPICS: dict[str, TopicSpec] = {
@@ -120,4 +132,5 @@ TOPICS: dict[str, TopicSpec] = {
     "heartbeat": TopicSpec(Heartbeat, V, "host metrics and agent state, every few seconds"),
     "jobs": TopicSpec(JobChanged, V, "a job was created, changed or deleted"),
     "approvals": TopicSpec(ApprovalInfo, V, "an approval request was made or decided"),
+    "alerts": TopicSpec(Alert, V, "an alert was raised, delivered or acknowledged"),
 }
