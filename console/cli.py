@@ -26,6 +26,9 @@ COMMANDS = (
     "history",
     "logs",
     "cancel",
+    "approvals",
+    "approve",
+    "reject",
 )
 
 

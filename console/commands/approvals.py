@@ -12,15 +12,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import difflib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from console.commands._common import add_on, print_json, with_fleet
-from console.fleet.fleet import Fleet
-from console.fleet.link import AgentError
 from shared.approvals import ApprovalId, ApprovalInfo, ApprovalsQuery, ApprovalState
 from shared.errors import NotFound
+
+if TYPE_CHECKING:
+    from console.fleet.fleet import Fleet
 
 __all__ = ["ApprovalNotFound", "definition_diff", "intent_text", "locate_request"]
 
@@ -88,6 +89,8 @@ def split_request(text: str) -> tuple[str, str]:
 
 async def locate_request(fleet: Fleet, request_id: str, up: list[str]) -> tuple[str, ApprovalInfo]:
     """The up agent holding ``request_id`` and the request (ids are ULIDs: unique)."""
+    from console.fleet.link import AgentError
+
     for agent in up:
         try:
             info: ApprovalInfo = await fleet.call(agent, "approvals.get", ApprovalId(id=request_id))

@@ -13,14 +13,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.commands._common import add_on, context, remote_message, with_fleet
 from console.commands.approvals import intent_text, locate_request, split_request
-from console.fleet.fleet import Fleet
-from console.fleet.link import AgentError
-from console.keys import load_operator_key
 from shared.approvals import ApprovalSign, intent_bytes
 from shared.identity import APPROVAL_NAMESPACE, sign
+
+if TYPE_CHECKING:
+    from console.fleet.fleet import Fleet
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     signature_text = args.signature.read_text() if args.signature is not None else None
 
     async def body(fleet: Fleet, up: list[str]) -> int:
+        from console.fleet.link import AgentError
+
         where, info = await locate_request(fleet, request_id, up)
         if args.print_intent:
             sys.stdout.buffer.write(intent_bytes(info.intent))
@@ -54,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
             print(intent_text(info, where), file=sys.stderr)
         signature = signature_text
         if signature is None:
+            from console.keys import load_operator_key
+
             ctx = context(args)
             key = load_operator_key(ctx.inventory, ctx.config_dir)
             signature = sign(key, APPROVAL_NAMESPACE, intent_bytes(info.intent))

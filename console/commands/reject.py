@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from console.commands._common import add_on, remote_message, with_fleet
 from console.commands.approvals import locate_request, split_request
-from console.fleet.fleet import Fleet
-from console.fleet.link import AgentError
 from shared.approvals import ApprovalWithdraw
+
+if TYPE_CHECKING:
+    from console.fleet.fleet import Fleet
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     method = "approvals.cancel" if args.cancel else "approvals.reject"
 
     async def body(fleet: Fleet, up: list[str]) -> int:
+        from console.fleet.link import AgentError
+
         where, _ = await locate_request(fleet, request_id, up)
         try:
             await fleet.call(where, method, ApprovalWithdraw(id=request_id, comment=args.comment))

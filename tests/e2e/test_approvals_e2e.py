@@ -1,0 +1,163 @@
+"""Approvals and audit end to end: a real ``squ-agentd serve`` on 127.0.0.1, the real ``squ`` CLI.
+
+Alice and Bob are both approvers, each with their own console (config dir and
+key). Alice asks for runs, Bob approves them; the agent decides everything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentd.daemon import db_path
+from shared.enums import ExecutionStatus
+from tests.e2e.agentkit import AgentProc, wait_for
+from tests.e2e.conftest import _skip_if_missing
+from tests.e2e.wirekit import Wire
+
+
+class Fleet:
+    def __init__(self, tmp: Path) -> None:
+        self.alice = Wire(tmp / "alice")
+        self.bob = Wire(tmp / "bob")
+        self.out = tmp / "ran.txt"
+        self.agent: AgentProc = self.alice.agent("db1", role="approver")
+        (self.agent.data_dir / "authorized_operators").write_text(
+            f"approver alice {self.alice.public_line}\napprover bob {self.bob.public_line}\n"
+        )
+        added = self.bob.squ("agents", "add", "db1", self.alice.url("db1"))
+        assert added.returncode == 0, added.stderr
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    _skip_if_missing()
+    kit = Fleet(tmp_path_factory.mktemp("approvals"))
+    try:
+        yield kit
+    finally:
+        kit.alice.cleanup()
+
+
+def add_jobs(fleet: Fleet, filename: str, text: str, names: list[str]) -> None:
+    fleet.agent.write_jobs(filename, text)
+    fleet.agent.hup()
+    wait_for(
+        lambda: {j["name"] for j in fleet.agent.request("jobs")} >= set(names) or None,
+        what=f"jobs {names} loaded",
+    )
+
+
+def request_run(fleet: Fleet, job: str) -> tuple[str, str]:
+    """Alice runs ``job``; returns (execution id, request id) once the request is listed."""
+    ran = fleet.alice.squ("run", job, "--on", "db1", "--json")
+    assert ran.returncode == 0, ran.stderr
+    exec_id = json.loads(ran.stdout)[0]["execution_id"]
+    listed = fleet.bob.squ("approvals", "--json")
+    assert listed.returncode == 0, listed.stderr
+    mine = [r for r in json.loads(listed.stdout) if r["intent"]["execution_id"] == exec_id]
+    assert len(mine) == 1, listed.stdout
+    return exec_id, mine[0]["intent"]["request_id"]
+
+
+def status_of(fleet: Fleet, exec_id: str) -> ExecutionStatus:
+    return next(e.status for e in fleet.agent.executions() if e.id == exec_id)
+
+
+def test_valid_approval_runs_the_job_exactly_once(fleet: Fleet) -> None:
+    """Bob's approval starts Alice's run once; sending it again is refused as a replay."""
+    add_jobs(
+        fleet,
+        "once.toml",
+        f'[job.once]\ncommand = "echo ran >> {fleet.out}"\napproval = "manual"\n',
+        ["once"],
+    )
+    exec_id, request_id = request_run(fleet, "once")
+    assert status_of(fleet, exec_id) is ExecutionStatus.AWAITING_APPROVAL
+    approved = fleet.bob.squ("approve", request_id)
+    assert approved.returncode == 0, approved.stderr
+    assert "echo ran" in approved.stderr  # the intent was shown in full first
+    wait_for(lambda: status_of(fleet, exec_id) is ExecutionStatus.SUCCESS or None, what="run done")
+    again = fleet.bob.squ("approve", request_id)
+    assert again.returncode == 1
+    assert "[approval_refused]" in again.stderr and "already used" in again.stderr
+    assert fleet.out.read_text() == "ran\n"
+    assert [e.id for e in fleet.agent.executions("once")] == [exec_id]
+    ex = next(e for e in fleet.agent.executions("once"))
+    assert (ex.triggered_by, ex.approved_by) == ("alice", "bob")
+
+
+def test_self_approval_is_refused(fleet: Fleet) -> None:
+    """Alice, an approver, cannot approve the run she asked for; it keeps waiting."""
+    add_jobs(
+        fleet, "self.toml", '[job.selfie]\ncommand = "true"\napproval = "manual"\n', ["selfie"]
+    )
+    exec_id, request_id = request_run(fleet, "selfie")
+    refused = fleet.alice.squ("approve", request_id, "--quiet")
+    assert refused.returncode == 1
+    assert "alice requested this run and cannot also approve it" in refused.stderr
+    assert status_of(fleet, exec_id) is ExecutionStatus.AWAITING_APPROVAL
+
+
+def test_reject_with_comment_cancels_the_run(fleet: Fleet) -> None:
+    """Bob rejects with a comment: the run is cancelled with that reason, never started."""
+    add_jobs(fleet, "rej.toml", '[job.rej]\ncommand = "true"\napproval = "manual"\n', ["rej"])
+    exec_id, request_id = request_run(fleet, "rej")
+    rejected = fleet.bob.squ("reject", request_id, "--comment", "change freeze")
+    assert rejected.returncode == 0, rejected.stderr
+    ex = next(e for e in fleet.agent.executions("rej") if e.id == exec_id)
+    assert ex.status is ExecutionStatus.CANCELLED and "change freeze" in ex.reason
+    assert ex.started_at is None
+
+
+def test_scheduled_run_of_an_always_job_expires_to_skipped(fleet: Fleet) -> None:
+    """A scheduled run of an approval=always job waits, then is skipped when its window passes."""
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    add_jobs(
+        fleet,
+        "always.toml",
+        f'[job.always]\ncommand = "echo never >> {fleet.out}.always"\napproval = "always"\n'
+        f'at = "{at.isoformat(timespec="seconds")}"\nmisfire_grace_s = 2\n',
+        ["always"],
+    )
+    first = wait_for(lambda: fleet.agent.executions("always") or None, what="scheduled row")[0]
+    assert first.status in (ExecutionStatus.AWAITING_APPROVAL, ExecutionStatus.SKIPPED)
+    done = wait_for(
+        lambda: next((e for e in fleet.agent.executions("always") if e.status.is_final), None),
+        what="expiry",
+        timeout_s=30,
+    )
+    assert done.status is ExecutionStatus.SKIPPED
+    assert "approval window passed" in done.reason
+    assert not Path(f"{fleet.out}.always").exists()
+
+
+def test_audit_verify_finds_a_tampered_byte(fleet: Fleet) -> None:
+    """`squ-agentd audit verify` passes on the live log, then names an entry edited on disk."""
+    add_jobs(fleet, "aud.toml", '[job.aud]\ncommand = "true"\napproval = "manual"\n', ["aud"])
+    request_run(fleet, "aud")
+    ok = fleet.agent.cli("audit", "verify")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "audit log intact" in ok.stdout
+    shown = fleet.agent.cli("audit", "show", "--json")
+    entries = json.loads(shown.stdout)
+    assert {"approval.requested", "approval.approved", "approval.refused"} <= {
+        e["action"] for e in entries
+    }
+    victim = next(e for e in entries if e["action"] == "approval.approved")
+    fleet.agent.stop()
+    conn = sqlite3.connect(db_path(fleet.agent.data_dir))
+    with conn:
+        conn.execute("DROP TRIGGER audit_no_update")
+        conn.execute("UPDATE audit SET actor = 'mallory' WHERE seq = ?", [victim["seq"]])
+    conn.close()
+    bad = fleet.agent.cli("audit", "verify")
+    assert bad.returncode == 1
+    assert f"TAMPERED at entry {victim['seq']}" in bad.stdout and "edited" in bad.stdout
+    time.sleep(0)  # the agent stays stopped: this is the module's last test
