@@ -201,3 +201,43 @@ async def test_heartbeats_become_host_metrics(start_agent: StartAgent) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_history_lost_to_retention_is_recorded_as_a_gap(
+    start_agent: StartAgent, tmp_path: Path
+) -> None:
+    """Rows pruned before the console saw them: the gap is recorded, the rest synced once."""
+    from agentd.store import executions as ex_sql
+    from shared.enums import ExecutionStatus, Trigger
+    from shared.models import Execution
+
+    agent = await start_agent()
+    old, new = 1_000_000.0, time.time()
+    rows = [
+        Execution(
+            id=f"01J00000000000000000000{i:03d}",
+            job="old" if i < 5 else "new",
+            server="db1",
+            run_id=f"01J00000000000000000000{i:03d}",
+            trigger=Trigger.MANUAL,
+            status=ExecutionStatus.SUCCESS,
+            created_at=old if i < 5 else new,
+            finished_at=old if i < 5 else new,
+        )
+        for i in range(8)
+    ]
+    await agent.store.call(ex_sql.insert_executions, rows)
+    assert await agent.store.call(ex_sql.prune, older_than=old + 1) == 5
+    mirror = Mirror.open(tmp_path / "mirror.db")
+    link = Link(AgentEntry(name="db1", url=agent.url), key=agent.keys[Role.VIEWER], mirror=mirror)
+    task = asyncio.create_task(link.run())
+    try:
+        await until(lambda: mirror.count_runs(RunFilter(agent="db1")) == 3, "the kept rows")
+        ((epoch, after_seq, floor_seq),) = mirror.gaps("db1")
+        assert (epoch, after_seq) == (agent.store.epoch, 0)
+        assert floor_seq > 5  # seqs 1-5 are gone on the agent
+        assert {r.execution.job for r in mirror.page_runs(RunFilter(), None, 10)} == {"new"}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        mirror.close()
