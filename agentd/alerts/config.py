@@ -108,6 +108,10 @@ def parse_alerts(table: Any, *, path: Path, text: str) -> AlertsConfig:
         except msgspec.ValidationError as exc:
             where = str(exc).rsplit("$.", 1)[-1].rstrip("`") if "$." in str(exc) else ""
             why = str(exc).split(" - at ", 1)[0]
+            unknown = re.match(r"Object contains unknown field `(.+)`", why)
+            if unknown:
+                where = f"{where}.{unknown.group(1)}" if where else unknown.group(1)
+                why = "unknown setting (docs/alerts.md lists them)"
             if where.endswith(".type"):
                 why += "; a channel's type is webhook, command or email"
             raise _Invalid(where, why) from None

@@ -106,3 +106,10 @@ def test_ack_is_recorded_once_and_unknown_ids_refused(store: Store) -> None:
     assert (again.acked_by, store.call_sync(alert_sql.unacked_count)) == ("alice", 0)
     with pytest.raises(alert_sql.UnknownAlert, match="no alert 'nope'"):
         store.call_sync(alert_sql.ack, ["nope"], by="alice", now=T0)
+
+
+def test_lost_execution_raises_lost(store: Store) -> None:
+    """An execution the agent could not account for raises lost."""
+    _run(store, Event.LOSE, reason="the machine rebooted while it ran")
+    (alert,) = store.call_sync(alert_sql.list_alerts)
+    assert (alert.kind, alert.reason) == (AlertKind.LOST, "the machine rebooted while it ran")
