@@ -74,7 +74,7 @@ def test_package_metadata(dist: Path) -> None:
 
 
 def test_install_start_remove_purge_in_scratch_root(dist: Path, reaper: Path) -> None:
-    """Install runs init (fingerprint); the installed command serves a job; remove, purge clean."""
+    """Install runs init (fingerprint); the command serves a job; upgrade, remove, purge clean."""
     root = _scratch_root(reaper / "root")
     installed = _dpkg(root, "-i", str(_deb(dist)))
     assert installed.returncode == 0, installed.stdout + installed.stderr
@@ -105,10 +105,19 @@ def test_install_start_remove_purge_in_scratch_root(dist: Path, reaper: Path) ->
         )
         assert run.returncode == 0, run.stdout + run.stderr
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        code = proc.wait(timeout=30)
+        assert code == 0, (reaper / "serve.stderr").read_text()[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
+
+    # An upgrade (here: the same package again) keeps the store and the edited config,
+    # and does not run init again.
+    upgraded = _dpkg(root, "-i", str(_deb(dist)))
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    assert "certificate fingerprint" not in upgraded.stdout
+    assert "port = 0" in config.read_text()  # the operator's edit survived
+    assert (data / "agentd.db").exists()
 
     removed = _dpkg(root, "--remove", "squ-agentd")
     assert removed.returncode == 0, removed.stderr
