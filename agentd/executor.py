@@ -31,9 +31,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from agentd import logs as joblogs
 from agentd import procenv
 from agentd.approvals import needs_approval
+from agentd.server.scripts import ScriptStore
 from agentd.store import Store, meta
 from agentd.store import executions as ex_sql
 from agentd.supervisor import DiskFull as SupervisorDiskFull
@@ -48,7 +51,7 @@ from shared.enums import ExecutionStatus as S
 from shared.enums import Trigger
 from shared.errors import IllegalTransition, SquError, UnknownExecution
 from shared.jobs import parse_params
-from shared.models import Execution, JobRecord
+from shared.models import Execution, Job, JobRecord
 from shared.status import Event
 
 __all__ = ["DiskFull", "Executor", "exit_code_of"]
@@ -376,9 +379,7 @@ class Executor:
 
     def _run_spec(self, record: JobRecord, ex: Execution) -> RunSpec:
         job = record.job
-        if job.command is None:
-            # Script references come with the scripts issue; refuse clearly until then.
-            raise SquError(f"job {job.name!r} has no command (script jobs are not supported yet)")
+        body, interpreter = self._body(record)
         who = procenv.resolve_user(job.user, job.group)
         env = procenv.build_env(
             job,
@@ -393,7 +394,7 @@ class Executor:
         as_is = job.user is None and job.group is None
         return RunSpec(
             exec_id=ex.id,
-            argv=[*job.interpreter.split(), "-c", job.command],
+            argv=[*interpreter.split(), "-c", body],
             env=env,
             cwd=job.working_dir or who.home or "/",
             uid=None if as_is else who.uid,
@@ -405,6 +406,26 @@ class Executor:
             run_dir=str(self.run_dir(ex.id)),
             min_free_bytes=self.min_free_bytes,
         )
+
+    def _body(self, record: JobRecord) -> tuple[str, str]:
+        """What the interpreter runs (``interpreter -c body``) and which interpreter.
+
+        A ``script = "name@sha256:<hex>"`` job runs exactly that stored version; its
+        text goes in argv like a command, so a run-as user needs no access to the
+        agent's script store. The script's own interpreter applies unless the job
+        names one other than the default.
+        """
+        job = record.job
+        if job.command is not None:
+            return job.command, job.interpreter
+        assert job.script is not None  # parse_job: exactly one of command or script
+        script = ScriptStore(self.data_dir / "scripts").get(job.script)  # UnknownScript
+        default = msgspec.structs.fields(Job)
+        default_interp = next(f.default for f in default if f.name == "interpreter")
+        interpreter = job.interpreter
+        if interpreter == default_interp and script.info.interpreter:
+            interpreter = script.info.interpreter
+        return script.content, interpreter
 
     def run_dir(self, exec_id: str) -> Path:
         return self.data_dir / "runs" / exec_id

@@ -166,3 +166,17 @@ def test_power_cut_marks_the_running_run_lost(agent: AgentProc) -> None:
     (row,) = wait_for(lambda: _final(agent, "long"), what="the run to be settled")
     assert (row.id, row.status) == (first["id"], S.LOST)
     assert row.reason
+
+
+def test_script_job_runs_the_stored_version(agent: AgentProc) -> None:
+    """A job with script = "name@sha256:..." runs that stored script's text."""
+    from agentd.server.scripts import ScriptStore
+
+    store = ScriptStore(agent.data_dir / "scripts")
+    info = store.put("hello", 'echo "from script $SQU_JOB"\n', "/bin/sh", "test", 1.0)
+    store.put("hello", "echo a newer version\n", "/bin/sh", "test", 2.0)
+    agent.write_jobs("s.toml", f'[job.s]\nscript = "{info.ref}"\n')
+    agent.start()
+    done = agent.request("run", {"job": "s", "wait": True}, timeout_s=30)
+    assert done["exit_code"] == 0
+    assert done["execution"]["stdout_tail"] == "from script s\n"
