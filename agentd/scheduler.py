@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from agentd.executor import Executor
 from agentd.store import Store, meta
+from agentd.store.errors import StoreFull
 from shared import cron, misfire
 from shared.enums import ExecutionStatus as S
 from shared.enums import Trigger
@@ -41,6 +42,7 @@ log = logging.getLogger("agentd.scheduler")
 
 # Skipped ticks recorded as rows per job and plan; beyond this, only a log line.
 MAX_SKIPPED_ROWS = 50
+DISK_FULL_LOG_EVERY_S = 60.0
 # A wall/monotonic disagreement above this makes every job re-plan at once.
 JUMP_NOTICE_S = 1.0
 
@@ -118,11 +120,18 @@ class Scheduler:
 
     async def run(self) -> None:
         """Fire due ticks and pending executions until cancelled."""
+        full_logged_at = -DISK_FULL_LOG_EVERY_S
         while True:
             try:
                 await self.turn()
             except asyncio.CancelledError:
                 raise
+            except StoreFull as exc:
+                # DESIGN.md: disk full -> no new work, say so (once a minute, not per tick).
+                if self.monotonic() - full_logged_at >= DISK_FULL_LOG_EVERY_S:
+                    full_logged_at = self.monotonic()
+                    log.error("ticks not recorded, so not run: %s", exc.message)
+                await asyncio.sleep(1.0)
             except Exception:
                 # One bad job must not stop the clock for the others.
                 log.exception("scheduler turn failed; carrying on")
