@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    result = control.request(control.socket_path(data_dir_of(args)), "reload")
+    # A big jobs.d takes a while to parse and store; reload is not a health check.
+    result = control.request(control.socket_path(data_dir_of(args)), "reload", timeout_s=120.0)
     if args.json:
         print_json(result)
     else:
