@@ -446,9 +446,15 @@ def history_filters(params: dict[str, Any]) -> dict[str, Any]:
             raise control.BadRequest(
                 f"status: unknown value {params['status']!r} (one of: {known})"
             ) from None
-    if params.get("since") is not None:
-        out["since"] = float(params["since"])
-    out["limit"] = int(params.get("limit") or 100)
+    try:
+        if params.get("since") is not None:
+            out["since"] = float(params["since"])
+        out["limit"] = int(params.get("limit") or 100)
+    except (TypeError, ValueError):
+        raise control.BadRequest(
+            f"since must be epoch seconds and limit a whole number "
+            f"(got since={params.get('since')!r}, limit={params.get('limit')!r})"
+        ) from None
     return out
 
 

@@ -78,3 +78,10 @@ def test_history_filter_refuses_unknown_status() -> None:
     assert (
         "success" in info.value.message and "status: unknown value 'exploded'" in info.value.message
     )
+
+
+def test_history_filter_refuses_a_bad_since() -> None:
+    """A since that is not a number is a bad request naming the value, not an internal error."""
+    with pytest.raises(control.BadRequest) as info:
+        history_filters({"since": "last tuesday"})
+    assert "'last tuesday'" in info.value.message
