@@ -53,7 +53,7 @@ async def measure(wire: Wire, root: Path) -> None:
 
 def main() -> None:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-    root = Path(tempfile.mkdtemp(prefix="squ-bench-"))
+    root = Path(tempfile.mkdtemp(prefix="squ-wire-bench-"))
     wire = Wire(root)
     try:
         seed_history(AgentProc(root / "db1").data_dir, rows)

@@ -547,49 +547,65 @@ class Link:
         """Pull every change after the mirror's cursor into the mirror; returns rows stored.
 
         Each batch and the cursor go in one transaction (``Mirror.upsert_executions``),
-        so killing the console mid-sync loses nothing and repeats nothing.
+        so killing the console mid-sync loses nothing and repeats nothing. The next
+        batch is asked for while this one is stored (the agent's query and the mirror's
+        write overlap); its cursor is the one this batch will commit.
         """
         mirror = mirror or self.mirror
         if mirror is None:
             raise SquError("sync_history needs a mirror")
+        cursor = await asyncio.to_thread(mirror.cursor, self.name)
+        epoch, seq = (cursor.epoch, cursor.seq) if cursor is not None else (None, 0)
         stored = 0
-        while True:
-            cursor = await asyncio.to_thread(mirror.cursor, self.name)
-            epoch, seq = (cursor.epoch, cursor.seq) if cursor is not None else (None, 0)
-            got = await self.call("history.since", HistorySince(seq=seq, limit=batch))
-            plan = plan_sync(epoch, seq, got)
-            now = time.time()
-            if plan.resync:
-                log.warning(
-                    "agent %s has a new history epoch (%s, was %s): resyncing from the start",
+        asking = self._ask_history(seq, batch)
+        try:
+            while True:
+                got = await asking
+                plan = plan_sync(epoch, seq, got)
+                now = time.time()
+                if plan.resync:
+                    log.warning(
+                        "agent %s has a new history epoch (%s, was %s): resyncing from the start",
+                        self.name,
+                        got.epoch,
+                        epoch,
+                    )
+                    await asyncio.to_thread(mirror.reset_epoch, self.name, got.epoch, now=now)
+                    epoch, seq = got.epoch, 0
+                    asking = self._ask_history(seq, batch)
+                    continue
+                if plan.ask_again:
+                    asking = self._ask_history(plan.next_seq, batch)
+                if plan.gap is not None:
+                    log.warning(
+                        "agent %s no longer holds seqs %d-%d (retention): recording the gap",
+                        self.name,
+                        *plan.gap,
+                    )
+                    await asyncio.to_thread(
+                        mirror.record_gap, self.name, got.epoch, seq, got.floor_seq, now=now
+                    )
+                ids = await asyncio.to_thread(
+                    mirror.upsert_executions,
                     self.name,
                     got.epoch,
-                    epoch,
+                    plan.apply,
+                    plan.next_seq,
+                    now=now,
                 )
-                await asyncio.to_thread(mirror.reset_epoch, self.name, got.epoch, now=now)
-                continue
-            if plan.gap is not None:
-                log.warning(
-                    "agent %s no longer holds seqs %d-%d (retention): recording the gap",
-                    self.name,
-                    *plan.gap,
-                )
-                await asyncio.to_thread(
-                    mirror.record_gap, self.name, got.epoch, seq, got.floor_seq, now=now
-                )
-            ids = await asyncio.to_thread(
-                mirror.upsert_executions,
-                self.name,
-                got.epoch,
-                plan.apply,
-                plan.next_seq,
-                now=now,
-            )
-            stored += len(ids)
-            if ids:
-                self._emit(ExecutionsChanged(self.name, ids))
-            if not plan.ask_again:
-                return stored
+                stored += len(ids)
+                if ids:
+                    self._emit(ExecutionsChanged(self.name, ids))
+                epoch, seq = got.epoch, plan.next_seq
+                if not plan.ask_again:
+                    return stored
+        finally:
+            if not asking.done():
+                asking.cancel()
+                await asyncio.gather(asking, return_exceptions=True)
+
+    def _ask_history(self, seq: int, batch: int) -> asyncio.Future[Any]:
+        return asyncio.ensure_future(self.call("history.since", HistorySince(seq=seq, limit=batch)))
 
 
 def _describe(exc: BaseException) -> str:
