@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from agentd import control
 from shared.enums import ExecutionStatus as S
 from tests.e2e.agentkit import AgentProc, wait_for
 
@@ -151,3 +152,23 @@ def test_status_reports_where_consoles_connect(cli_agent: AgentProc) -> None:
     port = int(url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "words"),
+    [
+        ({"job": 5}, "bad_request", "'job' must be a job name"),
+        ({"job": "hello", "params": ["x"]}, "bad_request", "'params' must be an object"),
+        ({"job": "hello", "params": {"nope": "1"}}, "invalid_parameter", "nope"),
+        ({"job": "hello", "params": {"who": 3}}, "invalid_parameter", "who"),
+    ],
+)
+def test_bad_run_requests_get_clear_errors(
+    cli_agent: AgentProc, params: dict, code: str, words: str
+) -> None:
+    """A malformed run request is refused with a code and the field named; the agent carries on."""
+    with pytest.raises(control.RemoteError) as info:
+        cli_agent.request("run", params)
+    assert info.value.code == code
+    assert words in info.value.message
+    assert cli_agent.request("status")["pid"] == cli_agent.proc.pid
