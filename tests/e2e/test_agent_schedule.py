@@ -89,3 +89,31 @@ def test_disabled_job_is_not_scheduled_and_resumes_without_backlog(agent: AgentP
     assert agent.request("reload")["changed"] == ["tick"]
     wait_for(lambda: len(_ticks(agent)) >= 2, what="ticks after enabling")
     assert min(_ticks(agent)) > enabled_at - 1
+
+
+def test_forbid_skips_ticks_while_the_previous_run_is_running(agent: AgentProc) -> None:
+    """concurrency = forbid on a schedule: ticks during a run are skipped; runs never overlap."""
+    agent.write_jobs(
+        "slow.toml",
+        """
+        [job.slow]
+        cron = "* * * * * *"
+        command = "sleep 1.6"
+        concurrency = "forbid"
+        """,
+    )
+    agent.start()
+    rows = wait_for(
+        lambda: (
+            (rs := agent.executions("slow"))
+            and any(r.status is S.SKIPPED for r in rs)
+            and sum(r.status is S.SUCCESS for r in rs) >= 2
+            and rs
+        ),
+        what="a skipped tick and two runs",
+        timeout_s=20,
+    )
+    skipped = [r for r in rows if r.status is S.SKIPPED]
+    assert all("concurrency=forbid" in r.reason for r in skipped)
+    ran = sorted((r.started_at, r.finished_at) for r in rows if r.status is S.SUCCESS)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(ran)), "two runs overlapped"
