@@ -28,6 +28,9 @@ COMMANDS = (
     "import_crontab",
     "check",
     "audit",
+    "doctor",
+    "backup",
+    "restore",
 )
 
 
