@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,23 +15,16 @@ from agentd.store import Store, meta
 from agentd.store import executions as ex_sql
 from agentd.store import jobs as jobs_sql
 from agentd.supervisor import SupervisorClient, current_boot_id
-from agentd.supervisor.client import spawn_supervisor
 from shared.enums import ExecutionStatus as S
 from shared.enums import Trigger
 from shared.models import Execution, Job, JobRecord
-from tests.e2e.agentkit import wait_for
+from tests.agentd.supkit import running_supervisor
 
 
 @pytest.fixture(scope="module")
 def sup_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A real supervisor shared by the module (each test uses its own store and ids)."""
-    data = tmp_path_factory.mktemp("sup").resolve()
-    spawn_supervisor(data)
-    pid_file = data / "supervisor" / "pid"
-    wait_for(lambda: pid_file.exists() and (data / "supervisor" / "sock").exists(), what="sup")
-    yield data
-    with contextlib.suppress(OSError, ValueError):
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    yield from running_supervisor(tmp_path_factory.mktemp("sup"))
 
 
 class World:
