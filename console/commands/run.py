@@ -86,7 +86,7 @@ async def newest_of_run(fleet: Fleet, agent: str, run_id: str) -> Execution:
     from shared.protocol.messages import ExecutionsQuery
 
     result = await fleet.call(agent, "executions.query", ExecutionsQuery(run_id=run_id, limit=50))
-    rows = sorted(result.executions, key=lambda e: (e.retry_index or 0, e.id))
+    rows: list[Execution] = sorted(result.executions, key=lambda e: (e.retry_index or 0, e.id))
     return rows[-1]
 
 

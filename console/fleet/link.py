@@ -55,6 +55,7 @@ from console.fleet.source import (
 )
 from shared.errors import SquError
 from shared.identity import PrivateKey
+from shared.models import Execution
 from shared.protocol import (
     Closed,
     Connection,
@@ -74,7 +75,7 @@ from shared.protocol import (
     make_client_hello,
     plan_sync,
 )
-from shared.protocol.messages import Empty, Execution
+from shared.protocol.messages import Empty
 
 __all__ = [
     "AgentError",
