@@ -52,8 +52,8 @@ __all__ = ["SquApp", "run_tui"]
 
 T = TypeVar("T")
 
-# Keys 4-6 stay free for DAG, Approvals and Audit (their issues add them).
-VIEWS = ("servers", "jobs", "runs")
+# Key 4 stays free for the DAG view (its issue adds it).
+VIEWS = ("servers", "jobs", "runs", "approvals", "audit")
 
 
 class SquApp(App[None]):
@@ -66,7 +66,14 @@ class SquApp(App[None]):
     }
     TITLE = "squ"
     BINDINGS: ClassVar[list[BindingType]] = bindings(
-        "app.servers", "app.jobs", "app.runs", "app.command", "app.help", "app.quit"
+        "app.servers",
+        "app.jobs",
+        "app.runs",
+        "app.approvals",
+        "app.audit",
+        "app.command",
+        "app.help",
+        "app.quit",
     )
 
     def __init__(
@@ -94,6 +101,8 @@ class SquApp(App[None]):
     # -- start-up ------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        from console.screens.approvals import ApprovalsScreen
+        from console.screens.audit import AuditScreen
         from console.screens.jobs import JobsScreen
         from console.screens.runs import RunsScreen
         from console.screens.servers import ServersScreen
@@ -101,6 +110,8 @@ class SquApp(App[None]):
         self.add_mode("servers", ServersScreen)
         self.add_mode("jobs", JobsScreen)
         self.add_mode("runs", RunsScreen)
+        self.add_mode("approvals", ApprovalsScreen)
+        self.add_mode("audit", AuditScreen)
         self._agents = {a.name: a for a in self.fleet.agents()}
         self.run_worker(self._run_fleet(), group="links", exit_on_error=False)
         self.set_interval(self.config.refresh_s, self._redraw_if_dirty)

@@ -45,13 +45,20 @@ class KeySpec:
 
 
 KEYS: dict[str, KeySpec] = {
-    # app-wide (CONSOLE.md grammar); 4-6 are kept for DAG, Approvals, Audit
+    # app-wide (CONSOLE.md grammar); 4 is kept for DAG
     "app.servers": KeySpec("1", "view('servers')", "Servers"),
     "app.jobs": KeySpec("2", "view('jobs')", "Jobs"),
     "app.runs": KeySpec("3", "view('runs')", "Runs"),
+    # Not in the footer yet, so the other views' snapshots stay as they are (docs/approvals.md).
+    "app.approvals": KeySpec("5", "view('approvals')", "Approvals", show=False),
+    "app.audit": KeySpec("6", "view('audit')", "Audit", show=False),
     "app.command": KeySpec("colon", "command_line", "Command", show=False),
     "app.help": KeySpec("question_mark", "help", "Help"),
     "app.quit": KeySpec("ctrl+q", "quit", "Quit", show=False, priority=True),
+    # approvals (and audit: reload)
+    "approvals.approve": KeySpec("a", "approve", "Approve"),
+    "approvals.reject": KeySpec("x", "reject", "Reject"),
+    "approvals.reload": KeySpec("g", "reload", "Reload"),
     # any sub-view
     "view.back": KeySpec("escape,q", "back", "Back"),
     "view.filter": KeySpec("slash", "filter", "Filter"),

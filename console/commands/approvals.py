@@ -10,20 +10,19 @@ approvals view shows the same text.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import difflib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from console.commands._common import add_on, print_json, with_fleet
+from console.intent import intent_text, params_text, when_text
 from shared.approvals import ApprovalId, ApprovalInfo, ApprovalsQuery, ApprovalState
 from shared.errors import NotFound
 
 if TYPE_CHECKING:
     from console.fleet.fleet import Fleet
 
-__all__ = ["ApprovalNotFound", "definition_diff", "intent_text", "locate_request"]
+__all__ = ["ApprovalNotFound", "intent_text", "locate_request"]
 
 
 class ApprovalNotFound(NotFound):
@@ -68,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
                 info.intent.job,
                 info.state.value,
                 info.intent.requester,
-                _when(info.intent.expires_at),
-                _params(info.intent.params),
+                when_text(info.intent.expires_at),
+                params_text(info.intent.params),
             ]
             for agent, info in found
         ]
@@ -100,65 +99,6 @@ async def locate_request(fleet: Fleet, request_id: str, up: list[str]) -> tuple[
             raise
         return agent, info
     raise ApprovalNotFound(request_id, up)
-
-
-def definition_diff(info: ApprovalInfo) -> list[str]:
-    """Unified diff lines from the last approved definition to the requested one."""
-    if info.definition is None:
-        return []
-    new = _lines(info.definition)
-    old = _lines(info.last_approved) if info.last_approved is not None else []
-    return list(
-        difflib.unified_diff(
-            old,
-            new,
-            "last approved" if info.last_approved is not None else "(never approved)",
-            "requested",
-            lineterm="",
-        )
-    )
-
-
-def intent_text(info: ApprovalInfo, agent: str) -> str:
-    """The run intent in full, as an approver should read it before signing."""
-    intent = info.intent
-    job = info.definition
-    lines = [
-        f"request   {intent.request_id} on {agent} ({info.state.value})",
-        f"job       {intent.job}  definition {intent.definition_hash[:16]}",
-        f"execution {intent.execution_id}",
-        f"requester {intent.requester}" + (f"  — {info.comment}" if info.comment else ""),
-        f"expires   {_when(intent.expires_at)}",
-        f"params    {_params(intent.params) or '(none)'}",
-    ]
-    if job is not None:
-        lines += [
-            f"command   {job.command if job.command is not None else job.script}",
-            f"targets   {', '.join(job.targets) or agent}",
-            f"run as    {job.user or 'root'}"
-            + (f" in {job.working_dir}" if job.working_dir else ""),
-        ]
-    diff = definition_diff(info)
-    if diff and info.last_approved is not None:
-        lines += ["", "changes since the last approved run:", *diff]
-    elif info.last_approved is None:
-        lines += ["", "first approval of this job on this agent"]
-    else:
-        lines += ["", "definition unchanged since the last approved run"]
-    return "\n".join(lines)
-
-
-def _lines(job: Any) -> list[str]:
-    fields = {k: v for k, v in msgspec.to_builtins(job).items() if v not in (None, {}, [], "")}
-    return msgspec.json.format(msgspec.json.encode(fields), indent=2).decode().splitlines()
-
-
-def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-def _params(params: dict[str, str]) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> None:

@@ -30,7 +30,16 @@ from console.fleet.source import (
     LogSlice,
     Post,
 )
-from shared.identity import PrivateKey
+from shared.approvals import (
+    ApprovalInfo,
+    ApprovalSign,
+    ApprovalsQuery,
+    ApprovalState,
+    ApprovalWithdraw,
+    intent_bytes,
+)
+from shared.audit import AuditBatch, AuditSince
+from shared.identity import APPROVAL_NAMESPACE, PrivateKey, sign
 from shared.models import Job, JobRecord
 from shared.protocol.messages import ExecutionId, JobName, LogsRead, PutJob, RunParams
 
@@ -69,6 +78,7 @@ class Fleet:
     ) -> None:
         self.inventory = inventory
         self.mirror = mirror
+        self.key = key  # also signs approvals (docs/approvals.md)
         self.save_pins = save_pins
         entries = [inventory.get(name) for name in only] if only else list(inventory.agents)
         self.links: dict[str, Link] = {
@@ -155,6 +165,27 @@ class Fleet:
 
     async def cancel(self, agent: str, exec_id: str) -> None:
         await self.call(agent, "cancel", ExecutionId(execution_id=exec_id))
+
+    async def list_approvals(self, agent: str, state: ApprovalState | None) -> list[ApprovalInfo]:
+        result = await self.call(agent, "approvals.list", ApprovalsQuery(state=state))
+        return list(result.approvals)
+
+    async def approve(self, agent: str, info: ApprovalInfo) -> ApprovalInfo:
+        signature = sign(self.key, APPROVAL_NAMESPACE, intent_bytes(info.intent))
+        done: ApprovalInfo = await self.call(
+            agent, "approvals.approve", ApprovalSign(intent=info.intent, signature=signature)
+        )
+        return done
+
+    async def reject(self, agent: str, request_id: str, comment: str) -> ApprovalInfo:
+        done: ApprovalInfo = await self.call(
+            agent, "approvals.reject", ApprovalWithdraw(id=request_id, comment=comment)
+        )
+        return done
+
+    async def audit_since(self, agent: str, seq: int, limit: int) -> AuditBatch:
+        batch: AuditBatch = await self.call(agent, "audit.since", AuditSince(seq=seq, limit=limit))
+        return batch
 
     async def put_job(self, agent: str, job: Job, expected_version: int | None) -> JobRecord:
         record: JobRecord = await self.call(

@@ -27,8 +27,11 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from msgspec.structs import replace as replace_struct
 from textual.message import Message
 
+from shared.approvals import ApprovalInfo, ApprovalState
+from shared.audit import AuditBatch, AuditEntry, Head
 from shared.errors import SquError
 from shared.ids import new_execution_id
 from shared.models import Job, JobRecord
@@ -194,6 +197,19 @@ class FleetSource(Protocol):
 
     def follow_log(self, agent: str, exec_id: str, offset: int) -> AsyncIterator[LogPiece]: ...
 
+    # Approvals and audit (docs/approvals.md, docs/audit.md); the agent decides, these ask.
+    async def list_approvals(
+        self, agent: str, state: ApprovalState | None
+    ) -> list[ApprovalInfo]: ...
+
+    async def approve(self, agent: str, info: ApprovalInfo) -> ApprovalInfo:
+        """Sign ``info.intent`` with the operator's key and send it."""
+        ...
+
+    async def reject(self, agent: str, request_id: str, comment: str) -> ApprovalInfo: ...
+
+    async def audit_since(self, agent: str, seq: int, limit: int) -> AuditBatch: ...
+
 
 @dataclass
 class StaticFleet:
@@ -211,6 +227,9 @@ class StaticFleet:
     triggered: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     cancelled: list[tuple[str, str]] = field(default_factory=list)
     saved: list[tuple[str, Job]] = field(default_factory=list)
+    approvals: dict[str, list[ApprovalInfo]] = field(default_factory=dict)
+    audit: dict[str, list[AuditEntry]] = field(default_factory=dict)
+    decided: list[tuple[str, str, str]] = field(default_factory=list)  # (agent, id, state)
     post: Post | None = None
     _seq: int = 0
 
@@ -278,6 +297,36 @@ class StaticFleet:
             created_at=now,
             updated_at=now,
         )
+
+    async def list_approvals(self, agent: str, state: ApprovalState | None) -> list[ApprovalInfo]:
+        self._require_up(agent)
+        return [a for a in self.approvals.get(agent, []) if state is None or a.state is state]
+
+    async def approve(self, agent: str, info: ApprovalInfo) -> ApprovalInfo:
+        return self._decide(agent, info.intent.request_id, ApprovalState.APPROVED, "")
+
+    async def reject(self, agent: str, request_id: str, comment: str) -> ApprovalInfo:
+        return self._decide(agent, request_id, ApprovalState.REJECTED, comment)
+
+    def _decide(
+        self, agent: str, request_id: str, state: ApprovalState, comment: str
+    ) -> ApprovalInfo:
+        self._require_up(agent)
+        found = self.approvals.get(agent, [])
+        for index, info in enumerate(found):
+            if info.intent.request_id == request_id:
+                done = replace_struct(info, state=state, decision_comment=comment)
+                found[index] = done
+                self.decided.append((agent, request_id, state.value))
+                return done
+        raise ActionFailed("approve", agent, f"no approval request {request_id!r}")
+
+    async def audit_since(self, agent: str, seq: int, limit: int) -> AuditBatch:
+        self._require_up(agent)
+        held = self.audit.get(agent, [])
+        entries = [e for e in held if e.seq > seq]
+        head = Head(seq=held[-1].seq, hash=held[-1].hash) if held else Head()
+        return AuditBatch(entries=entries[:limit], head=head, more=len(entries) > limit)
 
     async def read_log(self, agent: str, exec_id: str, offset: int, limit: int) -> LogSlice:
         # Reading a stored log works from the mirror's agent while it is up only.
