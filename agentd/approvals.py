@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 
 SCHEDULE_REQUESTER = "schedule"
 SWEEP_INTERVAL_S = 1.0
+# How long a manual run waits for approval when nobody said (plain ``run``).
+MANUAL_EXPIRY_S = 3600.0
 # Request ids and nonces must not be guessable: the OS's CSPRNG.
 _RNG = random.SystemRandom()
 
@@ -210,7 +212,7 @@ def request_for_awaiting(
                 continue
             intent, job = outcome
             _insert_request(
-                db, intent, job, "", Origin(actor=SCHEDULE_REQUESTER, origin="agent"), now
+                db, intent, job, "", Origin(actor=intent.requester, origin="agent"), now
             )
             made.append(intent.request_id)
     return made
@@ -581,15 +583,18 @@ class ApprovalDesk:
     ) -> tuple[RunIntent, Job] | str:
         if record is None:
             return f"job {ex.job!r} no longer exists on this agent"
-        due = ex.scheduled_for if ex.scheduled_for is not None else ex.created_at
-        # The approval window of a scheduled run is its misfire grace: past it, the tick
-        # would not have been fired late either (DESIGN.md: expired approval -> skipped).
+        if ex.trigger is Trigger.SCHEDULE:
+            due = ex.scheduled_for if ex.scheduled_for is not None else ex.created_at
+            # The approval window of a scheduled run is its misfire grace: past it, the tick
+            # would not have been fired late either (DESIGN.md: expired approval -> skipped).
+            requester, expires_at = SCHEDULE_REQUESTER, due + record.job.misfire_grace_s
+        else:
+            # A manual run recorded without a request (the local control socket): the one
+            # who triggered it is the requester, and it waits as a wire ``run`` would.
+            requester = ex.triggered_by or "local"
+            expires_at = ex.created_at + MANUAL_EXPIRY_S
         intent = self._intent(
-            record,
-            ex,
-            requester=SCHEDULE_REQUESTER,
-            now=self.wall(),
-            expires_at=due + record.job.misfire_grace_s,
+            record, ex, requester=requester, now=self.wall(), expires_at=expires_at
         )
         return intent, record.job
 

@@ -22,7 +22,7 @@ import psutil
 import sqlite_utils
 
 from agentd import logs as joblogs
-from agentd.approvals import needs_approval
+from agentd.approvals import MANUAL_EXPIRY_S, needs_approval
 from agentd.server.alert_ops import AlertOps
 from agentd.server.approval_ops import ApprovalOps
 from agentd.server.scripts import ScriptStore
@@ -64,7 +64,7 @@ class WrongTarget(SquError):
 
 
 # A run of an approval job asked for with plain ``run`` waits this long for its approval.
-RUN_APPROVAL_EXPIRY_S = 3600.0
+RUN_APPROVAL_EXPIRY_S = MANUAL_EXPIRY_S
 
 
 class StoreOps(ApprovalOps, AlertOps):

@@ -105,6 +105,22 @@ def test_self_approval_is_refused(fleet: Fleet) -> None:
     assert status_of(fleet, exec_id) is ExecutionStatus.AWAITING_APPROVAL
 
 
+def test_local_cli_run_also_waits_for_approval(fleet: Fleet) -> None:
+    """`squ-agentd run` on the box is gated too: the run waits and gets a request by local:USER."""
+    add_jobs(fleet, "local.toml", '[job.loc]\ncommand = "true"\napproval = "manual"\n', ["loc"])
+    ran = fleet.agent.cli("run", "loc")
+    assert ran.returncode == 0, ran.stderr
+
+    def request() -> dict[str, object] | None:
+        listed = fleet.bob.squ("approvals", "--json")
+        return next((r for r in json.loads(listed.stdout) if r["intent"]["job"] == "loc"), None)
+
+    found = wait_for(request, what="request for the local run")
+    assert str(found["intent"]["requester"]).startswith("local:")  # type: ignore[index]
+    (ex,) = fleet.agent.executions("loc")
+    assert ex.status is ExecutionStatus.AWAITING_APPROVAL
+
+
 def test_reject_with_comment_cancels_the_run(fleet: Fleet) -> None:
     """Bob rejects with a comment: the run is cancelled with that reason, never started."""
     add_jobs(fleet, "rej.toml", '[job.rej]\ncommand = "true"\napproval = "manual"\n', ["rej"])
