@@ -187,6 +187,8 @@ class Agent:
                     containment=str(getattr(self.supervisor, "containment", "process-group")),
                     on_jobs_changed=self._jobs_changed_on_wire,
                 )
+                # Consoles hear of every execution change at once, not at the next poll.
+                self._executor().on_change = self.ws_server.notify
             except SquError as exc:
                 # No certificate off loopback, unreadable key: config to fix, not to retry.
                 log.error("not listening for consoles: %s (jobs keep running)", exc.message)

@@ -134,6 +134,9 @@ class Executor:
         self._starting: set[str] = set()
         self._finishing: set[str] = set()
         self.refusing_reason = ""  # set while the disk is full: shown by `status`
+        # Called after every committed change of an execution (the daemon points it at the
+        # WebSocket server's notify(), so consoles hear of it at once, not at the next poll).
+        self.on_change: Callable[[], None] = lambda: None
 
     # -- creating ----------------------------------------------------------------
 
@@ -193,7 +196,9 @@ class Executor:
 
         Call ``start()`` (or ``arm``) next.
         """
-        return await self.store.call(ex_sql.insert_execution, self.build(record, **fields))
+        ex = await self.store.call(ex_sql.insert_execution, self.build(record, **fields))
+        self.on_change()
+        return ex
 
     async def insert_batch(
         self,
@@ -205,7 +210,10 @@ class Executor:
 
         Returns the rows that were new (a tick already recorded is left out).
         """
-        return await self.store.call(_insert_batch, rows, dict(state or {}), list(forget or []))
+        inserted = await self.store.call(_insert_batch, rows, dict(state or {}), list(forget or []))
+        if inserted:
+            self.on_change()
+        return inserted
 
     def start_soon(self, ex: Execution) -> None:
         """Start ``ex`` in a task of its own, so one slow spawn never delays a tick."""
@@ -349,6 +357,7 @@ class Executor:
             # A job that ended at once may have been finished by the exit consumer
             # first (it records the start itself): nothing is missing.
             return await self.store.call(ex_sql.get_execution, ex.id)
+        self.on_change()
         log.info(
             "started %s (%s, %s) pid %s%s",
             ex.id,
@@ -435,6 +444,7 @@ class Executor:
         done = await self.store.call(
             ex_sql.apply_event, ex.id, Event.SKIP, now=self.wall(), reason=reason
         )
+        self.on_change()
         self._resolve_waiters(done)
         return done
 
@@ -593,6 +603,7 @@ class Executor:
         )
 
     def _after_final(self, done: Execution, follow: Execution | None) -> None:
+        self.on_change()
         self.active.get(done.job, set()).discard(done.id)
         if follow is not None:
             self.arm(follow.id, follow.scheduled_for or self.wall())
