@@ -51,7 +51,7 @@ def run(ctx: Context) -> list[Row]:
     ctx.log(f"squ-cron: {count} short jobs due together, until all are recorded")
     squ: float | None
     try:
-        squ, note = squ_recorded_rate(ctx, count, lead_s=ctx.pick(12.0, 10.0))
+        squ, note = squ_recorded_rate(ctx, count, lead_s=ctx.pick(20.0, 15.0))
     except BenchError as exc:
         squ, note = None, str(exc)
     r = ratio(squ, raw)

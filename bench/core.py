@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = [
     "NOT_BUILT",
+    "NOT_MEASURED",
     "BenchError",
     "Context",
     "NotBuilt",
@@ -37,6 +38,7 @@ __all__ = [
 # Shown in the squ-cron column while the piece it needs has not landed yet:
 # a row without a number is honest, a made-up number is not.
 NOT_BUILT = "not built yet"
+NOT_MEASURED = "not measured"
 
 
 class BenchError(Exception):
@@ -60,6 +62,12 @@ class Row:
     goal: str
     passed: bool | None
     note: str = ""
+
+    def __post_init__(self) -> None:
+        # "not built yet" is only for a missing piece (NotBuilt says "needs ..."); a squ-cron
+        # side that exists but could not be measured this time says so instead.
+        if self.squ == NOT_BUILT and self.note and not self.note.startswith("needs "):
+            object.__setattr__(self, "squ", NOT_MEASURED)
 
     @classmethod
     def not_built(cls, metric: str, *, reference: str, goal: str, note: str = "") -> Row:

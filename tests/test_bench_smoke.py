@@ -87,3 +87,12 @@ def test_runner_lists_every_benchmark() -> None:
         timeout=30,
     ).stdout
     assert all(b.name in out for b in BENCHMARKS)
+
+
+def test_unmeasured_row_is_not_called_unbuilt() -> None:
+    """A squ-cron side that exists but failed this run reads "not measured", not "not built"."""
+    row = Row.not_built("x", reference="1 ms", goal="<= 2 ms", note="the agent took too long")
+    assert row.squ == "not measured"
+    assert Row.not_built("y", reference="-", goal="-", note="needs agentd.server").squ == (
+        "not built yet"
+    )
