@@ -6,17 +6,24 @@ key). Alice asks for runs, Bob approves them; the agent decides everything.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from agentd.daemon import db_path
+from shared.approvals import ApprovalRequest, ApprovalSign, intent_bytes
 from shared.enums import ExecutionStatus
+from shared.identity import APPROVAL_NAMESPACE, load_private_key, public_key_line, sign
+from tests.agentd.wsclient import Client, RemoteError
 from tests.e2e.agentkit import AgentProc, wait_for
 from tests.e2e.conftest import _skip_if_missing
 from tests.e2e.wirekit import Wire
@@ -27,9 +34,11 @@ class Fleet:
         self.alice = Wire(tmp / "alice")
         self.bob = Wire(tmp / "bob")
         self.out = tmp / "ran.txt"
+        self.vic = ed25519.Ed25519PrivateKey.generate()
         self.agent: AgentProc = self.alice.agent("db1", role="approver")
         (self.agent.data_dir / "authorized_operators").write_text(
             f"approver alice {self.alice.public_line}\napprover bob {self.bob.public_line}\n"
+            f"viewer vic {public_key_line(self.vic)}\n"
         )
         added = self.bob.squ("agents", "add", "db1", self.alice.url("db1"))
         assert added.returncode == 0, added.stderr
@@ -152,6 +161,79 @@ def test_scheduled_run_of_an_always_job_expires_to_skipped(fleet: Fleet) -> None
     assert done.status is ExecutionStatus.SKIPPED
     assert "approval window passed" in done.reason
     assert not Path(f"{fleet.out}.always").exists()
+
+
+async def refused(client: Client, params: ApprovalSign) -> str:
+    with pytest.raises(RemoteError) as caught:
+        await client.call("approvals.approve", params)
+    assert caught.value.code == "approval_refused", caught.value.message
+    return str(caught.value.details["reason"])
+
+
+async def test_refusals_through_the_real_agent(fleet: Fleet) -> None:
+    """Viewer-signed, expired, changed-definition and other-agent approvals are all refused."""
+    add_jobs(fleet, "ref.toml", '[job.ref]\ncommand = "true"\napproval = "manual"\n', ["ref"])
+    url = fleet.alice.url("db1")
+    alice = await Client.login(
+        url, load_private_key((fleet.alice.config / "id_ed25519").read_bytes())
+    )
+    bob_key = load_private_key((fleet.bob.config / "id_ed25519").read_bytes())
+    bob = await Client.login(url, bob_key)
+    try:
+
+        async def ask(expires_in_s: float = 600) -> ApprovalSign:
+            info = await alice.call(
+                "approvals.request", ApprovalRequest(job="ref", expires_in_s=expires_in_s)
+            )
+            return ApprovalSign(
+                intent=info.intent,
+                signature=sign(bob_key, APPROVAL_NAMESPACE, intent_bytes(info.intent)),
+            )
+
+        by_bob = await ask()
+        by_vic = ApprovalSign(
+            intent=by_bob.intent,
+            signature=sign(fleet.vic, APPROVAL_NAMESPACE, intent_bytes(by_bob.intent)),
+        )
+        assert await refused(bob, by_vic) == "not_approver"
+        elsewhere = msgspec.structs.replace(by_bob.intent, agent="db2")
+        forged = ApprovalSign(
+            intent=elsewhere, signature=sign(bob_key, APPROVAL_NAMESPACE, intent_bytes(elsewhere))
+        )
+        assert await refused(bob, forged) == "wrong_agent"
+        short = await ask(expires_in_s=0.5)
+        await asyncio.sleep(max(0.0, short.intent.expires_at - time.time()) + 0.05)
+        assert await refused(bob, short) == "expired"
+        fleet.agent.write_jobs("ref.toml", '[job.ref]\ncommand = "false"\napproval = "manual"\n')
+        fleet.agent.hup()
+        wait_for(
+            lambda: (
+                any(j["name"] == "ref" and j["version"] > 1 for j in fleet.agent.request("jobs"))
+                or None
+            ),
+            what="ref changed",
+        )
+        assert await refused(bob, by_bob) == "job_changed"
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+def test_ssh_keygen_signature_is_accepted(fleet: Fleet, tmp_path: Path) -> None:
+    """`ssh-keygen -Y sign` over `squ approve --print-intent` is accepted with --signature."""
+    add_jobs(fleet, "ssh.toml", '[job.sshk]\ncommand = "true"\napproval = "manual"\n', ["sshk"])
+    exec_id, request_id = request_run(fleet, "sshk")
+    printed = fleet.bob.squ_process("approve", request_id, "--print-intent")
+    assert printed.returncode == 0, printed.stderr
+    (tmp_path / "intent").write_bytes(printed.stdout.encode())
+    subprocess.run(
+        ["ssh-keygen", "-q", "-Y", "sign", "-n", APPROVAL_NAMESPACE,
+         "-f", str(fleet.bob.config / "id_ed25519"), str(tmp_path / "intent")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    sent = fleet.bob.squ("approve", request_id, "--signature", str(tmp_path / "intent.sig"))
+    assert sent.returncode == 0, sent.stderr
+    wait_for(lambda: status_of(fleet, exec_id) is ExecutionStatus.SUCCESS or None, what="run")
 
 
 def test_audit_verify_finds_a_tampered_byte(fleet: Fleet) -> None:
