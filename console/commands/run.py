@@ -82,42 +82,70 @@ def exit_code_of(ex: Execution) -> int:
     return 1
 
 
-async def newest_of_run(fleet: Fleet, agent: str, run_id: str) -> Execution:
+async def executions_of_run(fleet: Fleet, agent: str, run_id: str) -> list[Execution]:
+    """The run's executions, first attempt first."""
     from shared.protocol.messages import ExecutionsQuery
 
     result = await fleet.call(agent, "executions.query", ExecutionsQuery(run_id=run_id, limit=50))
     rows: list[Execution] = sorted(result.executions, key=lambda e: (e.retry_index or 0, e.id))
-    return rows[-1]
+    return rows
 
 
 async def wait_run(fleet: Fleet, agent: str, exec_id: str, *, stream: bool) -> Execution:
-    """Wait for the run started as ``exec_id`` to end (after its retries); stream its output."""
+    """Wait for the run started as ``exec_id`` to end (after its retries); stream its output.
+
+    The run is over when its newest execution is final (a retry is recorded in the
+    same transaction as the failure it follows). With ``stream``, each attempt's
+    output is copied once, in order, even one that ended before we looked. A dropped
+    link is waited out: the agent's jobs carry on while it restarts, and so does
+    the wait.
+    """
     link = fleet.link(agent)
-    following = exec_id
     streamed: set[str] = set()
+    told_approval = False
     while True:
-        if stream and following not in streamed:
-            streamed.add(following)  # each execution's output is shown once
-            async for piece in fleet.follow_log(agent, following, 0):
-                if piece.stream == "dropped":
-                    print(
-                        f"[... {piece.dropped_bytes} bytes dropped by the log cap ...]",
-                        file=sys.stderr,
-                    )
-                else:
-                    write_output(piece.stream, piece.data)
         try:
-            newest = await newest_of_run(fleet, agent, exec_id)
+            rows = await executions_of_run(fleet, agent, exec_id)
         except SquError:
-            await link.wait_up(60.0)  # the agent restarted: its jobs carry on, so do we
+            await link.wait_up(60.0)
             continue
-        if newest.status.is_final and newest.id == following:
+        newest = rows[-1]
+        if stream:
+            todo = [e for e in rows if e.id not in streamed and e.status not in _NOT_STARTED]
+            for ex in todo:
+                streamed.add(ex.id)  # each execution's output is shown once
+                if ex.retry_index:
+                    print(f"[{agent}: retry {ex.retry_index} as {ex.id}]", file=sys.stderr)
+                await stream_log(fleet, agent, ex.id)
+            if todo:
+                continue  # statuses have moved on: look again before sleeping
+        if newest.status is S.AWAITING_APPROVAL and not told_approval:
+            told_approval = True
+            print(f"{agent}: {newest.job} is awaiting approval ({newest.id})", file=sys.stderr)
+        if newest.status.is_final:
             return newest
-        if newest.id != following and stream:
-            print(f"[{agent}: retry {newest.retry_index} as {newest.id}]", file=sys.stderr)
-            following = newest.id
-            continue
         await asyncio.sleep(POLL_S)
+
+
+_NOT_STARTED = frozenset({S.PENDING, S.AWAITING_APPROVAL, S.QUEUED})
+
+
+async def stream_log(fleet: Fleet, agent: str, exec_id: str) -> None:
+    """Copy one execution's output to ours, live, until it has finished."""
+    from console.fleet.link import AgentError
+
+    try:
+        async for piece in fleet.follow_log(agent, exec_id, 0):
+            if piece.stream == "dropped":
+                print(
+                    f"[... {piece.dropped_bytes} bytes dropped by the log cap ...]", file=sys.stderr
+                )
+            else:
+                write_output(piece.stream, piece.data)
+    except AgentError as exc:
+        # An execution skipped or cancelled before it started has no log: nothing to show.
+        if exc.remote_code not in ("not_found", "unknown_execution"):
+            raise
 
 
 def run(args: argparse.Namespace) -> int:

@@ -190,8 +190,9 @@ def test_follow_a_running_jobs_log_live_then_see_it_in_history(wire: Wire) -> No
     # The first line arrived while the job still ran: live, not at the end.
     (execution,) = wire.agents["db3"].executions("slow")
     assert execution.status == "running"
-    rest, err = follow.communicate(timeout=30)
-    assert follow.returncode == 0, err
+    # Read on through the same buffered stream (communicate() would skip what it holds).
+    rest = follow.stdout.read()
+    assert follow.wait(timeout=30) == 0, follow.stderr.read()  # type: ignore[union-attr]
     assert first == "line 1\n"
     assert rest.splitlines() == [f"line {i}" for i in range(2, 13)]
     history = wire.squ("history", "--job", "slow", "--json")
@@ -242,3 +243,44 @@ def test_an_unreachable_agent_is_named_and_the_rest_answer(wire: Wire) -> None:
         assert "nightly" in result.stdout or "JOB" in result.stdout
     finally:
         wire.squ("agents", "remove", "gone")
+
+
+def test_run_wait_follows_retries_to_the_end_of_the_run(wire: Wire) -> None:
+    """--wait lasts until the last retry ends: both attempts' output, the last one's code."""
+    path = jobs_file(
+        wire,
+        "retried.toml",
+        """
+        [job.retried]
+        command = "echo try $SQU_RETRY_INDEX; exit 5"
+        [job.retried.retry]
+        count = 1
+        delay_s = 0.5
+        """,
+    )
+    assert wire.squ("apply", str(path), "--on", "db3").returncode == 0
+    result = wire.squ("run", "retried", "--on", "db3", "--wait")
+    assert result.returncode == 5
+    assert result.stdout.count("try") == 2
+    assert "retry 1 as" in result.stderr
+    assert "db3: retried failed exit 5" in result.stderr
+
+
+def test_run_wait_quiet_also_waits_for_retries(wire: Wire) -> None:
+    """Without streaming, --wait still ends with the run's last execution."""
+    path = jobs_file(
+        wire,
+        "retried2.toml",
+        """
+        [job.retried2]
+        command = "exit 6"
+        [job.retried2.retry]
+        count = 1
+        delay_s = 0.5
+        """,
+    )
+    assert wire.squ("apply", str(path), "--on", "db2").returncode == 0
+    result = wire.squ("run", "retried2", "--on", "db2", "--wait", "--quiet", "--json")
+    assert result.returncode == 6
+    (row,) = json.loads(result.stdout)
+    assert row["execution"]["retry_index"] == 1
