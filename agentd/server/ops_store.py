@@ -322,9 +322,11 @@ class StoreOps(ApprovalOps, AlertOps):
     # -- scripts ---------------------------------------------------------------------------
 
     async def put_script(self, name: str, content: str, interpreter: str, by: str) -> ScriptInfo:
-        return await asyncio.to_thread(
+        info = await asyncio.to_thread(
             self.scripts.put, name, content, interpreter, by, self.wall()
         )
+        await self.record_audit("script.put", by=by, target=info.ref, after_hash=info.sha256)
+        return info
 
     async def list_scripts(self) -> list[ScriptInfo]:
         return await asyncio.to_thread(self.scripts.list_all)
