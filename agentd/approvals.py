@@ -264,7 +264,7 @@ def approve(
             "SELECT intent, state FROM approvals WHERE id = ?", [intent.request_id]
         ).fetchone()
         stored = None if row is None else msgspec.json.decode(row[0], type=RunIntent)
-        state = None if row is None else ApprovalState(row[1])
+        state = None if row is None else _live_state(db, ApprovalState(row[1]), stored)
         record = job_sql.get_job(db, intent.job)
         used = (
             db.execute("SELECT 1 FROM approval_nonces WHERE nonce = ?", [intent.nonce]).fetchone()
@@ -336,7 +336,7 @@ def withdraw(
         ).fetchone()
         intent = None if row is None else msgspec.json.decode(row[0], type=RunIntent)
         refusal = check_withdrawal(
-            state=None if row is None else ApprovalState(row[1]),
+            state=None if row is None else _live_state(db, ApprovalState(row[1]), intent),
             request_id=request_id,
             agent=agent,
             requester="" if intent is None else intent.requester,
@@ -410,6 +410,18 @@ def expire_due(db: sqlite_utils.Database, now: float) -> list[Execution]:
             )
             done.append(ex)
     return done
+
+
+def _live_state(
+    db: sqlite_utils.Database, state: ApprovalState, intent: RunIntent | None
+) -> ApprovalState:
+    """A pending request whose run was cancelled meanwhile (before the sweep saw it) is not."""
+    if state is not ApprovalState.PENDING or intent is None:
+        return state
+    row = db.execute("SELECT status FROM executions WHERE id = ?", [intent.execution_id]).fetchone()
+    if row is None or row[0] != S.AWAITING_APPROVAL.value:
+        return ApprovalState.CANCELLED
+    return state
 
 
 def _decide(

@@ -310,3 +310,14 @@ async def test_refused_login_is_audited(agent: Agent) -> None:
         await asyncio.sleep(0.05)
     assert [e.actor for e in batch.entries] == [fingerprint(stranger)]
     assert batch.entries[0].detail["code"] == "unknown_key"
+
+
+async def test_approval_of_a_cancelled_run_is_refused(agent: Agent) -> None:
+    """If the waiting run was cancelled, a late approval is refused (not an internal error)."""
+    info = await request(agent)
+    alice = agent.clients[-1]
+    await alice.call("cancel", ExecutionId(execution_id=info.intent.execution_id))
+    bob = await agent.login("bob")
+    assert await refusal(bob, "approvals.approve", signed(info.intent, agent.keys["bob"])) == (
+        "not_pending"
+    )
