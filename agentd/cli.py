@@ -28,6 +28,7 @@ COMMANDS = (
     "import_crontab",
     "check",
     "audit",
+    "cancel",
     "doctor",
     "backup",
     "restore",
