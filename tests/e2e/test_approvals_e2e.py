@@ -236,6 +236,33 @@ def test_ssh_keygen_signature_is_accepted(fleet: Fleet, tmp_path: Path) -> None:
     wait_for(lambda: status_of(fleet, exec_id) is ExecutionStatus.SUCCESS or None, what="run")
 
 
+def test_scheduled_run_of_an_always_job_runs_once_approved(fleet: Fleet) -> None:
+    """A tick of an approval=always job gets a request by `schedule`; once approved it runs."""
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    add_jobs(
+        fleet,
+        "tick.toml",
+        f'[job.tick]\ncommand = "echo tick >> {fleet.out}.tick"\napproval = "always"\n'
+        f'at = "{at.isoformat(timespec="seconds")}"\nmisfire_grace_s = 600\n',
+        ["tick"],
+    )
+
+    def request() -> dict[str, object] | None:
+        listed = fleet.bob.squ("approvals", "--json")
+        return next((r for r in json.loads(listed.stdout) if r["intent"]["job"] == "tick"), None)
+
+    found = wait_for(request, what="request for the tick", timeout_s=30)
+    intent = found["intent"]  # type: ignore[index]
+    assert intent["requester"] == "schedule"  # type: ignore[index]
+    approved = fleet.bob.squ("approve", intent["request_id"], "--quiet")  # type: ignore[index]
+    assert approved.returncode == 0, approved.stderr
+    wait_for(
+        lambda: status_of(fleet, intent["execution_id"]) is ExecutionStatus.SUCCESS or None,  # type: ignore[index]
+        what="approved tick ran",
+    )
+    assert Path(f"{fleet.out}.tick").read_text() == "tick\n"
+
+
 def test_audit_verify_finds_a_tampered_byte(fleet: Fleet) -> None:
     """`squ-agentd audit verify` passes on the live log, then names an entry edited on disk."""
     add_jobs(fleet, "aud.toml", '[job.aud]\ncommand = "true"\napproval = "manual"\n', ["aud"])
