@@ -100,7 +100,9 @@ def print_json(value: Any) -> None:
     print(json.dumps(msgspec.to_builtins(value), indent=2, sort_keys=False))
 
 
-def describe(state: AgentState) -> str:
+def describe(state: AgentState, timeout_s: float | None = None) -> str:
+    if state.link.value == "connecting" and timeout_s is not None:
+        return f"no answer within {timeout_s:g} s (still connecting)"
     why = state.link.value.replace("_", " ")
     return f"{why} ({state.error})" if state.error else why
 
@@ -137,7 +139,7 @@ def with_fleet(
             states = await fleet.settle(timeout_s)
             down = [s for s in states if not s.link.is_usable]
             for state in down:
-                say_error(args.command, f"{state.name}: {describe(state)}")
+                say_error(args.command, f"{state.name}: {describe(state, timeout_s)}")
             up = [s.name for s in states if s.link.is_usable]
             if not up:
                 raise NoneUp(states)

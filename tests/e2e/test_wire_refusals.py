@@ -106,3 +106,17 @@ def test_an_agent_that_is_down_is_named(wire: Wire) -> None:
     assert result.returncode == 2
     assert "dead: down (connection refused" in result.stderr
     assert "no agent could be reached (dead)" in result.stderr
+
+
+def test_an_agent_that_never_answers_is_named_after_the_timeout(wire: Wire) -> None:
+    """A listener that accepts but never speaks: the command gives up on it, saying so."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        assert wire.squ("agents", "add", "mute", f"ws://127.0.0.1:{port}").returncode == 0
+        result = wire.squ("jobs", "--connect-timeout", "1")
+    assert result.returncode == 2
+    assert "mute: no answer within 1 s" in result.stderr
