@@ -19,18 +19,19 @@ import binascii
 import hashlib
 import struct
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
 
 from shared.enums import Role
 from shared.errors import SquError
+
+# cryptography is imported where a key is read, made or used, not here: loading its
+# native module costs an idle agent ~7-8 MB of RSS (issue 8), and an agent nobody logs
+# in to never touches a key (docs/decisions/0003-daemon.md, 2026-11-27).
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 __all__ = [
     "APPROVAL_NAMESPACE",
@@ -51,8 +52,21 @@ __all__ = [
     "verify",
 ]
 
-PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
-PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+if TYPE_CHECKING:
+    PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+    PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def __getattr__(name: str) -> Any:
+    # PublicKey / PrivateKey stay importable at run time, built on first use (see above).
+    if name in ("PublicKey", "PrivateKey"):
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+        if name == "PublicKey":
+            return ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+        return ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # SSHSIG namespaces keep a signature made for one purpose from being accepted
 # for another (a login proof can never pass as an approval).
@@ -64,11 +78,20 @@ _SIG_VERSION = 1
 _ARMOR_BEGIN = "-----BEGIN SSH SIGNATURE-----"
 _ARMOR_END = "-----END SSH SIGNATURE-----"
 _HASHES = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
-_ECDSA_HASH: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
-    "nistp256": hashes.SHA256,
-    "nistp384": hashes.SHA384,
-    "nistp521": hashes.SHA512,
-}
+
+
+def _ecdsa_hash(curve: str) -> hashes.HashAlgorithm:
+    """The hash an OpenSSH ECDSA key of ``curve`` (``nistp256``...) signs with."""
+    from cryptography.hazmat.primitives import hashes
+
+    by_curve: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+        "nistp256": hashes.SHA256,
+        "nistp384": hashes.SHA384,
+        "nistp521": hashes.SHA512,
+    }
+    return by_curve[curve]()
+
+
 _CURVE_NAME = {"secp256r1": "nistp256", "secp384r1": "nistp384", "secp521r1": "nistp521"}
 
 
@@ -125,6 +148,10 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True):
 
 def load_public_key(text: str | bytes, where: str = "public key") -> PublicKey:
     """Read one OpenSSH public key line (``ssh-ed25519 AAAA... comment``)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
     data = text.encode() if isinstance(text, str) else text
     try:
         key = serialization.load_ssh_public_key(data.strip())
@@ -139,6 +166,10 @@ def load_private_key(
     data: str | bytes, where: str = "private key", password: bytes | None = None
 ) -> PrivateKey:
     """Read an OpenSSH private key file's content (``-----BEGIN OPENSSH PRIVATE KEY-----``)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
     raw = data.encode() if isinstance(data, str) else data
     try:
         key = serialization.load_ssh_private_key(raw, password=password)
@@ -153,6 +184,8 @@ def load_private_key(
 
 def public_key_line(key: PublicKey | PrivateKey) -> str:
     """The key as one OpenSSH line (``ssh-ed25519 AAAA...``), for authorized_operators."""
+    from cryptography.hazmat.primitives import serialization
+
     return (
         _public(key)
         .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
@@ -161,6 +194,8 @@ def public_key_line(key: PublicKey | PrivateKey) -> str:
 
 
 def _public(key: PublicKey | PrivateKey) -> PublicKey:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
     if isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         return key
     return key.public_key()
@@ -232,6 +267,10 @@ def _signed_data(namespace: str, hash_alg: str, data: bytes) -> bytes:
 
 def _raw_sign(key: PrivateKey, payload: bytes) -> bytes:
     """An SSH signature blob (string format-name, string signature) over ``payload``."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return _string(b"ssh-ed25519") + _string(key.sign(payload))
     if isinstance(key, rsa.RSAPrivateKey):
@@ -241,13 +280,18 @@ def _raw_sign(key: PrivateKey, payload: bytes) -> bytes:
     curve = _CURVE_NAME.get(key.curve.name)
     if curve is None:
         raise InvalidKey("private key", f"unsupported curve {key.curve.name}")
-    der = key.sign(payload, ec.ECDSA(_ECDSA_HASH[curve]()))
+    der = key.sign(payload, ec.ECDSA(_ecdsa_hash(curve)))
     r, s = decode_dss_signature(der)
     return _string(f"ecdsa-sha2-{curve}".encode()) + _string(_mpint(r) + _mpint(s))
 
 
 def _raw_verify(key: PublicKey, blob: bytes, payload: bytes) -> None:
     """Raise BadSignature unless ``blob`` is a valid signature of ``payload`` by ``key``."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
     try:
         reader = _Reader(blob)
         fmt = reader.string().decode("ascii")
@@ -278,7 +322,7 @@ def _raw_verify(key: PublicKey, blob: bytes, payload: bytes) -> None:
             r, s = inner.mpint(), inner.mpint()
             if not inner.done() or r <= 0 or s <= 0:
                 raise BadSignature("malformed ECDSA signature")
-            key.verify(encode_dss_signature(r, s), payload, ec.ECDSA(_ECDSA_HASH[curve]()))
+            key.verify(encode_dss_signature(r, s), payload, ec.ECDSA(_ecdsa_hash(curve)))
     except InvalidSignature:
         raise BadSignature(f"signature does not verify for key {fingerprint(key)}") from None
     except ValueError:

@@ -14,9 +14,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
 from agentd.server.listen import Server, ServerConfig, serve
 from agentd.server.ops_store import StoreOps
 from agentd.server.tls import ensure_certificate, server_context
@@ -116,6 +113,10 @@ def ensure_agent_key(data_dir: Path, comment: str = "") -> str:
     path = Path(data_dir) / AGENT_KEY
     if path.exists():
         return public_key_line(load_private_key(path.read_bytes(), where=str(path)))
+    # Imported here, not at the top: serving never makes a key (idle RSS, issue 8).
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ed25519.Ed25519PrivateKey.generate()
     pem = key.private_bytes(

@@ -19,12 +19,11 @@ import os
 import ssl
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from shared.errors import SquError
+
+# cryptography is imported only where a certificate is made or parsed (init, doctor):
+# serving loads the existing pair with stdlib ssl, and the import would cost an idle
+# agent ~7-8 MB of RSS (issue 8; docs/decisions/0003-daemon.md, 2026-11-27).
 
 __all__ = [
     "InsecureListen",
@@ -84,6 +83,9 @@ def certificate_fingerprint(cert_pem: bytes) -> str:
     Written like an OpenSSH key fingerprint (base64, no padding), which operators
     already know how to compare; ``der_fingerprint`` gives the same from DER bytes.
     """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
     return der_fingerprint(der)
 
@@ -119,6 +121,11 @@ def ensure_certificate(
     if cert_path.exists() or key_path.exists():
         missing = key_path if cert_path.exists() else cert_path
         raise TlsError(missing, "is missing while its pair exists; restore it or remove both")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     now = now or dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from shared.errors import SquError
 from shared.identity import (
@@ -22,7 +23,6 @@ from shared.identity import (
     BadSignature,
     InvalidKey,
     Operator,
-    PrivateKey,
     fingerprint,
     load_public_key,
     public_key_line,
@@ -30,6 +30,10 @@ from shared.identity import (
     verify,
 )
 from shared.protocol.messages import PROTOCOL_VERSION, ClientHello, ServerHello
+
+if TYPE_CHECKING:
+    # Annotation only: the name would load cryptography at import (see shared/identity.py).
+    from shared.identity import PrivateKey
 
 __all__ = [
     "ChallengeBook",
