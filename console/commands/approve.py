@@ -11,6 +11,8 @@ namespace ``approval@squ-cron``). For a key in ssh-agent or on a token:
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +37,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--signature", type=Path, metavar="FILE", help="send this armored SSHSIG signature"
     )
+    p.add_argument(
+        "--ssh-agent",
+        action="store_true",
+        help="sign through ssh-agent ($SSH_AUTH_SOCK) with the operator key (its .pub names it)",
+    )
     p.add_argument("--quiet", action="store_true", help="do not print the intent first")
     add_on(p, "the agent that holds the request")
     p.set_defaults(func=run)
@@ -56,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(intent_text(info, where), file=sys.stderr)
         signature = signature_text
+        if signature is None and args.ssh_agent:
+            signature = await asyncio.to_thread(_agent_signature, args, intent_bytes(info.intent))
         if signature is None:
             from console.keys import load_operator_key
 
@@ -75,3 +84,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return with_fleet(args, body, only=only)
+
+
+def _agent_signature(args: argparse.Namespace, data: bytes) -> str:
+    """Sign ``data`` through ssh-agent with the operator key's public half (its .pub file)."""
+    from console.keys import find_key_path
+    from console.sshagent import SshAgentError, sign_with_agent
+
+    sock = os.environ.get("SSH_AUTH_SOCK")
+    if not sock:
+        raise SshAgentError("SSH_AUTH_SOCK is not set (is ssh-agent running?)")
+    ctx = context(args)
+    path = find_key_path(ctx.inventory, ctx.config_dir)
+    pub = path.with_name(path.name + ".pub")
+    line = pub.read_text().strip() if pub.exists() else None
+    return sign_with_agent(sock, line, APPROVAL_NAMESPACE, data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import sqlite3
 import subprocess
 import time
@@ -261,6 +262,31 @@ def test_scheduled_run_of_an_always_job_runs_once_approved(fleet: Fleet) -> None
         what="approved tick ran",
     )
     assert Path(f"{fleet.out}.tick").read_text() == "tick\n"
+
+
+def test_approval_signed_through_ssh_agent_is_accepted(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`squ approve --ssh-agent` signs with the key held by a real ssh-agent; the run starts."""
+    add_jobs(fleet, "agent.toml", '[job.viaagent]\ncommand = "true"\napproval = "manual"\n',
+             ["viaagent"])  # fmt: skip
+    exec_id, request_id = request_run(fleet, "viaagent")
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(
+        ["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: sock.exists() or None, what="ssh-agent socket")
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        key = fleet.bob.config / "id_ed25519"
+        subprocess.run(["ssh-add", "-q", str(key)], check=True, env=env, capture_output=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        sent = fleet.bob.squ("approve", request_id, "--ssh-agent", "--quiet")
+        assert sent.returncode == 0, sent.stderr
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+    wait_for(lambda: status_of(fleet, exec_id) is ExecutionStatus.SUCCESS or None, what="run")
 
 
 def test_audit_verify_finds_a_tampered_byte(fleet: Fleet) -> None:
