@@ -9,7 +9,8 @@
    seconds, one failing with retries, one long-running with live output, one
    with parameters, one needing approval).
 4. ``squ-agentd serve`` starts; the demo waits until it accepts connections.
-5. The TUI opens on it. On quit (or Ctrl-C, or SIGTERM) the agent is stopped,
+5. The TUI opens on it. On quit (or Ctrl-C, SIGTERM, or SIGHUP when the terminal
+   goes away) the agent is stopped,
    then its supervisor and any demo job still running (the supervisor outlives
    the agent on purpose in production; a demo must not), then the scratch
    directory is removed.
@@ -38,6 +39,7 @@ from shared.errors import SquError
 DEMO_JOBS = Path(__file__).resolve().parents[2] / "packaging" / "demo-jobs"
 READY_TIMEOUT_S = 30.0
 STOP_GRACE_S = 10.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class DemoFailed(SquError):
@@ -205,8 +207,11 @@ def run(args: argparse.Namespace) -> int:
         port = free_port()
         agent_dir, console_dir = prepare(root, port)
         proc = start_agent(agent_dir)
-        # SIGTERM (a closed terminal, a test) stops the demo as cleanly as quitting does.
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        # SIGTERM (a test, a shutdown) and SIGHUP (the terminal went away: a closed
+        # window, a dropped SSH session, tmux kill-server) stop the demo as cleanly as
+        # quitting does. SIGHUP's default action would end us at once, leaving the agent
+        # (its own session, so it never sees the hang-up) and its supervisor running.
+        previous = {sig: signal.signal(sig, _raise_interrupt) for sig in STOP_SIGNALS}
         try:
             wait_listening(proc, port, agent_dir)
             if args.no_tui:
@@ -223,10 +228,13 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             return 0
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             stop_everything(proc, agent_dir)
             if not args.no_tui:
-                print("demo stopped: agent, supervisor and jobs ended", file=sys.stderr)
+                # After a hang-up there is no terminal left to say it on.
+                with contextlib.suppress(OSError):
+                    print("demo stopped: agent, supervisor and jobs ended", file=sys.stderr)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
