@@ -202,7 +202,9 @@ class SquApp(App[None]):
 
         for screen in reversed(self.screen_stack):
             if isinstance(screen, SquScreen):
-                screen.refresh_data()
+                # A screen just pushed has no table columns until its on_mount has run.
+                if screen.is_mounted:
+                    screen.refresh_data()
                 break
 
     def notify(
