@@ -29,6 +29,7 @@ COMMANDS = (
     "approvals",
     "approve",
     "reject",
+    "audit",
     "alerts",
 )
 

@@ -289,6 +289,28 @@ def test_approval_signed_through_ssh_agent_is_accepted(
     wait_for(lambda: status_of(fleet, exec_id) is ExecutionStatus.SUCCESS or None, what="run")
 
 
+def test_console_copy_catches_a_consistent_rewrite(fleet: Fleet) -> None:
+    """A cut log with a matching head passes the agent's verify, but `squ audit` sees it diverge."""
+    synced = fleet.bob.squ("audit")
+    assert synced.returncode == 0, synced.stderr
+    assert "approval.approved" in synced.stdout
+    fleet.agent.stop()
+    conn = sqlite3.connect(db_path(fleet.agent.data_dir))
+    with conn:
+        conn.execute("DROP TRIGGER audit_no_delete")
+        last = conn.execute("SELECT MAX(seq) FROM audit").fetchone()[0]
+        conn.execute("DELETE FROM audit WHERE seq = ?", [last])
+        seq, hash_ = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC").fetchone()
+        head = json.dumps({"seq": seq, "hash": hash_}, separators=(",", ":"))
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'audit_head'", [head])
+    conn.close()
+    assert fleet.agent.cli("audit", "verify").returncode == 0  # consistent on its own
+    fleet.agent.start()
+    diverged = fleet.bob.squ("audit")
+    assert diverged.returncode == 1
+    assert "db1: AUDIT LOG DIVERGES" in diverged.stderr
+
+
 def test_audit_verify_finds_a_tampered_byte(fleet: Fleet) -> None:
     """`squ-agentd audit verify` passes on the live log, then names an entry edited on disk."""
     add_jobs(fleet, "aud.toml", '[job.aud]\ncommand = "true"\napproval = "manual"\n', ["aud"])
@@ -303,6 +325,10 @@ def test_audit_verify_finds_a_tampered_byte(fleet: Fleet) -> None:
     }
     victim = next(e for e in entries if e["action"] == "approval.approved")
     fleet.agent.stop()
+    conn = sqlite3.connect(db_path(fleet.agent.data_dir))
+    with conn:  # the previous test may have dropped the other trigger already
+        conn.execute("DROP TRIGGER IF EXISTS audit_no_delete")
+    conn.close()
     conn = sqlite3.connect(db_path(fleet.agent.data_dir))
     with conn:
         conn.execute("DROP TRIGGER audit_no_update")
