@@ -45,6 +45,10 @@ MAX_SKIPPED_ROWS = 50
 DISK_FULL_LOG_EVERY_S = 60.0
 # A wall/monotonic disagreement above this makes every job re-plan at once.
 JUMP_NOTICE_S = 1.0
+# How long before a tick its row is committed (issue 8: the fsync of the queued row
+# dominated fire lag under I/O load). The row still commits before the spawn (DESIGN.md);
+# the spawn itself waits for the tick. docs/decisions/0003-daemon.md, 2026-11-27.
+COMMIT_AHEAD_S = 0.25
 
 
 def is_reboot(expr: str | None) -> bool:
@@ -69,6 +73,7 @@ class Scheduler:
         monotonic: Callable[[], float] = time.monotonic,
         max_sleep_s: float = 30.0,
         max_ticks: int = 1000,
+        commit_ahead_s: float = COMMIT_AHEAD_S,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -78,6 +83,7 @@ class Scheduler:
         self.monotonic = monotonic
         self.max_sleep_s = max_sleep_s
         self.max_ticks = max_ticks
+        self.commit_ahead_s = commit_ahead_s
         self._cursor: dict[str, float | None] = {}
         self._hash: dict[str, str] = {}
         self._next_due: dict[str, float | None] = {}
@@ -121,9 +127,10 @@ class Scheduler:
     async def run(self) -> None:
         """Fire due ticks and pending executions until cancelled."""
         full_logged_at = -DISK_FULL_LOG_EVERY_S
+        plan_until: float | None = None
         while True:
             try:
-                await self.turn()
+                await self.turn(plan_until=plan_until)
             except asyncio.CancelledError:
                 raise
             except StoreFull as exc:
@@ -136,6 +143,8 @@ class Scheduler:
                 # One bad job must not stop the clock for the others.
                 log.exception("scheduler turn failed; carrying on")
                 await asyncio.sleep(1.0)
+            # Wake commit_ahead_s before the next tick: the turn commits its row then and
+            # starts it at the tick itself (turn(plan_until=...)).
             delay = self._sleep_for()
             self._wake.clear()
             if delay > 0:
@@ -143,10 +152,13 @@ class Scheduler:
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
                 except TimeoutError:
                     pass
+            plan_until = self.wall() + self.commit_ahead_s if self.commit_ahead_s > 0 else None
 
     def _sleep_for(self) -> float:
         now = self.wall()
-        dues = [d for d in self._next_due.values() if d is not None]
+        # Ticks wake the loop commit_ahead_s early (their rows commit ahead); a pending
+        # retry is started by its due time, so it wakes the loop only then.
+        dues = [d - self.commit_ahead_s for d in self._next_due.values() if d is not None]
         if self._pending:
             dues.append(self._pending[0][0])
         if not dues:
@@ -160,12 +172,21 @@ class Scheduler:
         self._last_wall, self._last_mono = wall, mono
         return jump
 
-    async def turn(self) -> None:
-        """One pass: plan every job that is due (or new, or changed), start due retries."""
+    async def turn(self, *, plan_until: float | None = None) -> None:
+        """One pass: plan every job that is due (or new, or changed), start due retries.
+
+        With ``plan_until`` (a wall time a little ahead), ticks due by then are planned
+        and committed now, and each is started at its own tick by a loop timer: the
+        fsync is paid before the tick instead of between the tick and the spawn.
+        """
         jump_s = self._wall_jump()
         if abs(jump_s) > JUMP_NOTICE_S:
             log.warning("wall clock stepped by %+.1f s; re-planning every job", jump_s)
-        now = self.wall()
+        woke = self.wall()
+        # Ticks of already planned jobs are planned up to plan_until; a new or changed job
+        # (and every job after a clock step) is planned from the real now, so a tick
+        # inside the window is never taken for its backlog.
+        now = woke if plan_until is None else max(woke, plan_until)
         table = self.jobs()
         batch = _Batch()
         for name in [n for n in self._hash if n not in table]:
@@ -182,19 +203,27 @@ class Scheduler:
         is_fresh = {r.job.name for r in fresh}
         for name, record in table.items():
             due = self._next_due.get(name)
-            if name in is_fresh or abs(jump_s) > JUMP_NOTICE_S or (due is not None and due <= now):
+            if name in is_fresh or abs(jump_s) > JUMP_NOTICE_S:
+                self._plan(record, woke, jump_s, batch)
+            elif due is not None and due <= now:
                 self._plan(record, now, jump_s, batch)
         if batch.rows or batch.state or batch.forget:
             inserted = await self.executor.insert_batch(batch.rows, batch.state, batch.forget)
-            committed_ms = (self.wall() - now) * 1000
+            committed_ms = (self.wall() - woke) * 1000
+            loop = asyncio.get_running_loop()
             for ex in inserted:
                 if ex.status is S.QUEUED:
-                    self.executor.start_soon(ex)
+                    early_s = (ex.scheduled_for or 0.0) - self.wall()
+                    if early_s > 0:
+                        # Committed ahead of its tick: spawn at the tick, never before.
+                        loop.call_later(early_s, self.executor.start_soon, ex)
+                    else:
+                        self.executor.start_soon(ex)
             if batch.fired:
                 log.debug(
                     "turn: %d tick(s) due, woke %.1f ms late, rows committed %.1f ms later",
                     batch.fired,
-                    (now - batch.earliest) * 1000,
+                    (woke - batch.earliest) * 1000,
                     committed_ms,
                 )
         while self._pending and self._pending[0][0] <= self.wall():
