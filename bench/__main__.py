@@ -28,7 +28,13 @@ from pathlib import Path
 
 from bench.core import Context, Row
 from bench.registry import BENCHMARKS, Benchmark, by_name
-from bench.report import machine_facts, render_report, render_table, write_performance
+from bench.report import (
+    machine_facts,
+    merged_table,
+    render_report,
+    render_table,
+    write_performance,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 PERFORMANCE_MD = REPO / "docs" / "performance.md"
@@ -159,7 +165,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps([r.to_dict() for r in rows], indent=1))
     if not args.no_write and (args.write or not args.names):
-        write_performance(PERFORMANCE_MD, render_report(rows, facts, command=command))
+        # A subset updates its own rows and keeps the others from the run that made them.
+        table = merged_table(PERFORMANCE_MD, rows) if args.names else None
+        if args.names:
+            facts["partial update"] = f"only {', '.join(args.names)} re-measured at {facts['date']}"
+        block = render_report(rows, facts, command=command, table=table)
+        write_performance(PERFORMANCE_MD, block)
         print(f"\n(written to {PERFORMANCE_MD.relative_to(REPO)})", file=sys.stderr)
     return 0
 

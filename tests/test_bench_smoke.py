@@ -14,7 +14,7 @@ from bench.core import Row, percentile, ratio
 from bench.refs.spawn import spawn_rate
 from bench.refs.sqlite import batched_insert_rate
 from bench.registry import BENCHMARKS
-from bench.report import BEGIN, END, render_table, write_performance
+from bench.report import BEGIN, END, merged_table, render_report, render_table, write_performance
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -96,3 +96,14 @@ def test_unmeasured_row_is_not_called_unbuilt() -> None:
     assert Row.not_built("y", reference="-", goal="-", note="needs agentd.server").squ == (
         "not built yet"
     )
+
+
+def test_partial_write_keeps_the_other_rows(tmp_path: Path) -> None:
+    """Re-measuring one benchmark replaces its rows and keeps every other row."""
+    page = tmp_path / "performance.md"
+    a = Row(metric="a", squ="1", reference="1", ratio=1.0, goal="g", passed=True)
+    b = Row(metric="b", squ="2", reference="2", ratio=1.0, goal="g", passed=True)
+    write_performance(page, render_report([a, b], {}, command="all"))
+    b2 = Row(metric="b", squ="3", reference="2", ratio=1.5, goal="g", passed=False)
+    table = merged_table(page, [b2])
+    assert table.splitlines()[2:] == render_table([a, b2]).splitlines()[2:]
