@@ -53,7 +53,7 @@ __all__ = ["SquApp", "run_tui"]
 T = TypeVar("T")
 
 # Key 4 stays free for the DAG view (its issue adds it).
-VIEWS = ("servers", "jobs", "runs", "approvals", "audit")
+VIEWS = ("servers", "jobs", "runs", "approvals", "audit", "alerts")
 
 
 class SquApp(App[None]):
@@ -71,6 +71,7 @@ class SquApp(App[None]):
         "app.runs",
         "app.approvals",
         "app.audit",
+        "app.alerts",
         "app.command",
         "app.help",
         "app.quit",
@@ -101,6 +102,7 @@ class SquApp(App[None]):
     # -- start-up ------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        from console.screens.alerts import AlertsScreen
         from console.screens.approvals import ApprovalsScreen
         from console.screens.audit import AuditScreen
         from console.screens.jobs import JobsScreen
@@ -112,6 +114,7 @@ class SquApp(App[None]):
         self.add_mode("runs", RunsScreen)
         self.add_mode("approvals", ApprovalsScreen)
         self.add_mode("audit", AuditScreen)
+        self.add_mode("alerts", AlertsScreen)
         self._agents = {a.name: a for a in self.fleet.agents()}
         self.run_worker(self._run_fleet(), group="links", exit_on_error=False)
         self.set_interval(self.config.refresh_s, self._redraw_if_dirty)

@@ -52,6 +52,7 @@ KEYS: dict[str, KeySpec] = {
     # Not in the footer yet, so the other views' snapshots stay as they are (docs/approvals.md).
     "app.approvals": KeySpec("5", "view('approvals')", "Approvals", show=False),
     "app.audit": KeySpec("6", "view('audit')", "Audit", show=False),
+    "app.alerts": KeySpec("7", "view('alerts')", "Alerts", show=False),
     "app.command": KeySpec("colon", "command_line", "Command", show=False),
     "app.help": KeySpec("question_mark", "help", "Help"),
     "app.quit": KeySpec("ctrl+q", "quit", "Quit", show=False, priority=True),
@@ -59,6 +60,10 @@ KEYS: dict[str, KeySpec] = {
     "approvals.approve": KeySpec("a", "approve", "Approve"),
     "approvals.reject": KeySpec("x", "reject", "Reject"),
     "approvals.reload": KeySpec("g", "reload", "Reload"),
+    # alerts (docs/alerts.md)
+    "alerts.ack": KeySpec("a", "ack", "Acknowledge"),
+    "alerts.all": KeySpec("u", "toggle_all", "All/unacked"),
+    "alerts.reload": KeySpec("g", "reload", "Reload"),
     # any sub-view
     "view.back": KeySpec("escape,q", "back", "Back"),
     "view.filter": KeySpec("slash", "filter", "Filter"),

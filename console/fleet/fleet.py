@@ -30,6 +30,7 @@ from console.fleet.source import (
     LogSlice,
     Post,
 )
+from shared.alerts import Alert, AlertAck, AlertsQuery
 from shared.approvals import (
     ApprovalInfo,
     ApprovalSign,
@@ -186,6 +187,15 @@ class Fleet:
     async def audit_since(self, agent: str, seq: int, limit: int) -> AuditBatch:
         batch: AuditBatch = await self.call(agent, "audit.since", AuditSince(seq=seq, limit=limit))
         return batch
+
+    async def list_alerts(self, agent: str, *, unacked: bool) -> tuple[list[Alert], int]:
+        result = await self.call(agent, "alerts.list", AlertsQuery(unacked=unacked))
+        return list(result.alerts), int(result.unacked)
+
+    async def ack_alert(self, agent: str, alert_id: str) -> Alert:
+        result = await self.call(agent, "alerts.ack", AlertAck(ids=(alert_id,)))
+        done: Alert = result.alerts[0]
+        return done
 
     async def put_job(self, agent: str, job: Job, expected_version: int | None) -> JobRecord:
         record: JobRecord = await self.call(

@@ -30,6 +30,7 @@ from typing import Protocol, runtime_checkable
 from msgspec.structs import replace as replace_struct
 from textual.message import Message
 
+from shared.alerts import Alert
 from shared.approvals import ApprovalInfo, ApprovalState
 from shared.audit import AuditBatch, AuditEntry, Head
 from shared.errors import SquError
@@ -210,6 +211,13 @@ class FleetSource(Protocol):
 
     async def audit_since(self, agent: str, seq: int, limit: int) -> AuditBatch: ...
 
+    # Alerts (docs/alerts.md): raised by the agents; acknowledging is audited there.
+    async def list_alerts(self, agent: str, *, unacked: bool) -> tuple[list[Alert], int]:
+        """(alerts newest first, the agent's unacknowledged count)."""
+        ...
+
+    async def ack_alert(self, agent: str, alert_id: str) -> Alert: ...
+
 
 @dataclass
 class StaticFleet:
@@ -230,6 +238,7 @@ class StaticFleet:
     approvals: dict[str, list[ApprovalInfo]] = field(default_factory=dict)
     audit: dict[str, list[AuditEntry]] = field(default_factory=dict)
     decided: list[tuple[str, str, str]] = field(default_factory=list)  # (agent, id, state)
+    alerts: dict[str, list[Alert]] = field(default_factory=dict)
     post: Post | None = None
     _seq: int = 0
 
@@ -327,6 +336,22 @@ class StaticFleet:
         entries = [e for e in held if e.seq > seq]
         head = Head(seq=held[-1].seq, hash=held[-1].hash) if held else Head()
         return AuditBatch(entries=entries[:limit], head=head, more=len(entries) > limit)
+
+    async def list_alerts(self, agent: str, *, unacked: bool) -> tuple[list[Alert], int]:
+        self._require_up(agent)
+        held = self.alerts.get(agent, [])
+        shown = [a for a in held if not unacked or a.acked_at is None]
+        return sorted(shown, key=lambda a: -a.created_at), sum(a.acked_at is None for a in held)
+
+    async def ack_alert(self, agent: str, alert_id: str) -> Alert:
+        self._require_up(agent)
+        held = self.alerts.get(agent, [])
+        for index, alert in enumerate(held):
+            if alert.id == alert_id:
+                if alert.acked_at is None:
+                    held[index] = replace_struct(alert, acked_at=1.0, acked_by="me")
+                return held[index]
+        raise ActionFailed("acknowledge", agent, f"no alert {alert_id!r}")
 
     async def read_log(self, agent: str, exec_id: str, offset: int, limit: int) -> LogSlice:
         # Reading a stored log works from the mirror's agent while it is up only.

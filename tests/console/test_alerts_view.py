@@ -1,0 +1,86 @@
+"""Pilot tests of the Alerts view (key 7) over fixed data (StaticFleet)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+
+from console.app import SquApp
+from console.screens.alerts import AlertsScreen
+from console.theme import TuiConfig
+from shared.alerts import Alert, Delivery
+from shared.enums import AlertKind, ExecutionStatus
+from tests.console import fixed
+
+ALERT = Alert(
+    id="01JD3N2A7C9E1G3J5K7M9P1R3X.retries_exhausted",
+    kind=AlertKind.RETRIES_EXHAUSTED,
+    job="backup",
+    server="db1",
+    execution_id="01JD3N2A7C9E1G3J5K7M9P1R3X",
+    run_id="01JD3N2A7C9E1G3J5K7M9P1R3A",
+    status=ExecutionStatus.FAILED,
+    created_at=fixed.NOW - 30,
+    attempt=3,
+    attempts=3,
+    exit_code=2,
+    reason="disk [bold]not markup[/bold]\x1b]0;pwned\x07",
+    deliveries=(
+        Delivery(channel="hook", state="sent", attempts=1, sent_at=fixed.NOW - 29),
+        Delivery(channel="mail", state="pending", attempts=2, last_error="connection refused"),
+    ),
+)
+
+
+def make_app(tmp_path: Path) -> SquApp:
+    fleet = fixed.fleet()
+    fleet.alerts = {fleet.states[0].name: [ALERT]}
+    mirror = fixed.build_mirror(tmp_path / "mirror.db")
+    return SquApp(mirror, fleet, clock=lambda: fixed.NOW, config=TuiConfig(tz=UTC))
+
+
+async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.02)
+
+
+def rows(app: SquApp) -> int:
+    return app.screen.query_one("#alerts", DataTable).row_count
+
+
+def pane(app: SquApp) -> str:
+    return str(app.screen.query_one("#alert", Static).render())
+
+
+async def test_key_7_lists_alerts_with_their_deliveries(tmp_path: Path) -> None:
+    """7 opens Alerts: the alert in words, attempt n of m, each channel's delivery, inert text."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("7")
+        await until(pilot, lambda: isinstance(app.screen, AlertsScreen) and rows(app) == 1)
+        shown = pane(app)
+        assert "1 unacknowledged" in shown and "attempt 3 of 3" in shown
+        assert "mail: pending, 2 attempt(s), last error: connection refused" in shown
+        assert "[bold]not markup[/bold]" in shown and "\x1b" not in shown
+
+
+async def test_a_acknowledges_and_the_alert_leaves_the_list(tmp_path: Path) -> None:
+    """a acknowledges the highlighted alert on its agent; u shows it again, acknowledged."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("7")
+        await until(pilot, lambda: isinstance(app.screen, AlertsScreen) and rows(app) == 1)
+        await pilot.press("a")
+        await until(pilot, lambda: rows(app) == 0)
+        assert "0 unacknowledged" in pane(app)
+        await pilot.press("u")
+        await until(pilot, lambda: rows(app) == 1)
+        assert "acknowledged by me" in pane(app)
