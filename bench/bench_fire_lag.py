@@ -55,8 +55,8 @@ def squ_fire_lag(ctx: Context, ticks: int) -> tuple[list[float], str]:
     if parts:
         med = [statistics.median(p[i] for p in parts) * 1000 for i in range(3)]
         split = (
-            f"; median split: due -> row {med[0]:.1f} ms, row -> started_at {med[1]:.1f} ms, "
-            f"started_at -> child's stamp {med[2]:.1f} ms"
+            f"; median split: due -> row committed {med[0]:+.1f} ms, "
+            f"row -> started_at {med[1]:.1f} ms, started_at -> child's stamp {med[2]:.1f} ms"
         )
     return [s - int(s) for s in stamps], split
 
@@ -85,7 +85,7 @@ def run(ctx: Context) -> list[Row]:
     p99_ratio = ratio(value(squ, 99), value(floor, 99))
     extra = ""
     if squ is not None:
-        extra = f"; +{(value(squ, 99) - value(floor, 99)) * 1000:.2f} ms over the floor"  # type: ignore[operator]
+        extra = f"; {(value(squ, 99) - value(floor, 99)) * 1000:+.2f} ms vs the floor"  # type: ignore[operator]
     rows = [
         Row(
             metric="fire lag p50, idle agent",
