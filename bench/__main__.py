@@ -31,6 +31,7 @@ from bench.registry import BENCHMARKS, Benchmark, by_name
 from bench.report import (
     machine_facts,
     merged_table,
+    recorded_facts,
     render_report,
     render_table,
     write_performance,
@@ -168,7 +169,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A subset updates its own rows and keeps the others from the run that made them.
         table = merged_table(PERFORMANCE_MD, rows) if args.names else None
         if args.names:
-            facts["partial update"] = f"only {', '.join(args.names)} re-measured at {facts['date']}"
+            # Keep the facts of the run that made the other rows; say what was redone.
+            old_command, old_facts = recorded_facts(PERFORMANCE_MD)
+            partial = f"{', '.join(args.names)} re-measured at {facts['date']}"
+            partial += f" (load {facts['load average (1/5/15 min) at start']})"
+            if old_facts:
+                command, facts = old_command or command, old_facts
+                if "partial update" in old_facts:
+                    partial = f"{old_facts['partial update']}; {partial}"
+            facts["partial update"] = partial
         block = render_report(rows, facts, command=command, table=table)
         write_performance(PERFORMANCE_MD, block)
         print(f"\n(written to {PERFORMANCE_MD.relative_to(REPO)})", file=sys.stderr)

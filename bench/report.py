@@ -22,6 +22,7 @@ __all__ = [
     "END",
     "machine_facts",
     "merged_table",
+    "recorded_facts",
     "render_report",
     "render_table",
     "write_performance",
@@ -104,6 +105,28 @@ def render_report(
         f"{table if table is not None else render_table(rows)}\n\n"
         f"{END}"
     )
+
+
+def recorded_facts(path: Path) -> tuple[str, dict[str, str]]:
+    """The command and machine facts of the run recorded in ``path`` ("" and {} if none)."""
+    if not path.exists():
+        return "", {}
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        return "", {}
+    block = text[text.index(BEGIN) : text.index(END)]
+    command, facts, in_facts = "", {}, False
+    for line in block.splitlines():
+        if line.startswith("Latest run: `"):
+            command = line.removeprefix("Latest run: `").split("`", 1)[0]
+        elif line.startswith("| machine |"):
+            in_facts = True
+        elif in_facts and line.startswith("| ") and not line.startswith("|---"):
+            key, _, value = line.removeprefix("| ").removesuffix(" |").partition(" | ")
+            facts[key] = value
+        elif in_facts and not line.strip():
+            in_facts = False
+    return command, facts
 
 
 def _metric_of(line: str) -> str:

@@ -14,7 +14,15 @@ from bench.core import Row, percentile, ratio
 from bench.refs.spawn import spawn_rate
 from bench.refs.sqlite import batched_insert_rate
 from bench.registry import BENCHMARKS
-from bench.report import BEGIN, END, merged_table, render_report, render_table, write_performance
+from bench.report import (
+    BEGIN,
+    END,
+    merged_table,
+    recorded_facts,
+    render_report,
+    render_table,
+    write_performance,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -107,3 +115,14 @@ def test_partial_write_keeps_the_other_rows(tmp_path: Path) -> None:
     b2 = Row(metric="b", squ="3", reference="2", ratio=1.5, goal="g", passed=False)
     table = merged_table(page, [b2])
     assert table.splitlines()[2:] == render_table([a, b2]).splitlines()[2:]
+
+
+def test_recorded_facts_read_back() -> None:
+    """The machine facts written with a run are read back unchanged (for partial updates)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "performance.md"
+        facts = {"cores": "2 usable (2 online)", "total run time": "485 s"}
+        write_performance(page, render_report([], facts, command="python -m bench"))
+        assert recorded_facts(page) == ("python -m bench", facts)
