@@ -350,8 +350,9 @@ class Executor:
             return ex
         # boot id and start ticks live in the run dir's started.json (the supervisor's).
         try:
+            # No fsync of its own (issue 8): see ex_sql.record_start.
             ex = await self.store.call(
-                ex_sql.apply_event, ex.id, Event.START, now=started.started_at, pid=started.pid
+                ex_sql.record_start, ex.id, now=started.started_at, pid=started.pid
             )
         except IllegalTransition:
             # A job that ended at once may have been finished by the exit consumer

@@ -19,7 +19,7 @@ from agentd.alerts import store as alert_sql
 from agentd.store import meta
 from agentd.store.errors import InvalidField, InvalidQuery
 from agentd.store.schema import next_seq
-from agentd.store.writer import solo
+from agentd.store.writer import relaxed, solo
 from shared.enums import ExecutionStatus, Trigger
 from shared.errors import UnknownExecution
 from shared.models import Execution
@@ -39,6 +39,7 @@ __all__ = [
     "last_scheduled_for",
     "prune",
     "query_executions",
+    "record_start",
     "unfinished",
     "update_fields",
 ]
@@ -156,6 +157,17 @@ def apply_event(
         after = _update(db, current, changes, "apply_event")
         alert_sql.record_change(db, current, after)
         return after
+
+
+@relaxed
+def record_start(db: sqlite_utils.Database, exec_id: str, *, now: float, pid: int) -> Execution:
+    """``apply_event(START)`` once the supervisor spawned the job; commits with no own fsync.
+
+    Why no fsync (issue 8): the queued row was made durable before the spawn; this
+    change survives a crash of the agent (WAL), and only a power cut can lose it,
+    after which the reboot makes the execution ``lost`` whatever the row says.
+    """
+    return apply_event(db, exec_id, Event.START, now=now, pid=pid)
 
 
 def update_fields(db: sqlite_utils.Database, exec_id: str, **fields: Any) -> Execution:

@@ -11,6 +11,13 @@ change is not on disk.
 
 A function marked ``@solo`` (one that commits in several steps, such as
 ``executions.prune``) runs alone, outside any group transaction.
+
+A function marked ``@relaxed`` is one whose change may be lost to a power cut
+(never to a crash of the agent: WAL with synchronous=NORMAL keeps a commit once
+it is in the OS page cache), such as recording that a spawned execution started:
+a reboot makes every unfinished execution ``lost`` whatever its row says. A
+group made only of relaxed calls commits without the fsync; the next durable
+commit's fsync of the WAL covers it (issue 8, docs/decisions/0002-store.md).
 """
 
 from __future__ import annotations
@@ -30,12 +37,15 @@ import sqlite_utils
 
 from agentd.store.errors import StoreFull
 
-__all__ = ["MAX_GROUP", "Writer", "is_solo", "solo"]
+__all__ = ["MAX_GROUP", "Writer", "is_relaxed", "is_solo", "relaxed", "solo"]
 
 log = logging.getLogger(__name__)
 
 MAX_GROUP = 128
 _SOLO_ATTR = "__squ_store_solo__"
+_RELAXED_ATTR = "__squ_store_relaxed__"
+# PRAGMA synchronous values (sqlite3.c): a relaxed group commits at NORMAL.
+_SYNC_NORMAL = 1
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -50,6 +60,19 @@ def is_solo(fn: Callable[..., Any]) -> bool:
     while isinstance(fn, partial):
         fn = fn.func
     return bool(getattr(fn, _SOLO_ATTR, False))
+
+
+def relaxed(fn: _F) -> _F:
+    """Mark a store function whose change needs no fsync of its own (see the module doc)."""
+    setattr(fn, _RELAXED_ATTR, True)
+    return fn
+
+
+def is_relaxed(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` (or the function a ``functools.partial`` wraps) is marked ``@relaxed``."""
+    while isinstance(fn, partial):
+        fn = fn.func
+    return bool(getattr(fn, _RELAXED_ATTR, False))
 
 
 @dataclass(slots=True)
@@ -78,6 +101,7 @@ class Writer(threading.Thread):
         self._connect = connect
         self._close = close
         self._queue: queue.SimpleQueue[Call | _Stop] = queue.SimpleQueue()
+        self._synchronous = _SYNC_NORMAL
         self.ready: Future[sqlite_utils.Database] = Future()
         self.stopped: Future[None] = Future()
 
@@ -95,6 +119,8 @@ class Writer(threading.Thread):
             self.ready.set_exception(exc)
             self.stopped.set_result(None)
             return
+        # The level the store was opened with; a relaxed group lowers it for its commit only.
+        self._synchronous = int(db.conn.execute("PRAGMA synchronous").fetchone()[0])
         self.ready.set_result(db)
         try:
             self._loop(db)
@@ -133,12 +159,29 @@ class Writer(threading.Thread):
         group: list[Call] = []
         for call in calls:
             if is_solo(call.fn):
-                self._run_group(db, group)
+                self._run_group_synced(db, group)
                 group = []
                 self._run_alone(db, call)
             else:
                 group.append(call)
-        self._run_group(db, group)
+        self._run_group_synced(db, group)
+
+    def _run_group_synced(self, db: sqlite_utils.Database, calls: list[Call]) -> None:
+        """``_run_group``, committing without an fsync when every call is ``@relaxed``."""
+        lower = (
+            bool(calls)
+            and self._synchronous > _SYNC_NORMAL
+            and all(is_relaxed(c.fn) for c in calls)
+        )
+        if not lower:
+            self._run_group(db, calls)
+            return
+        # Set between transactions, so the lower level applies to this group's commit only.
+        db.conn.execute(f"PRAGMA synchronous={_SYNC_NORMAL}")
+        try:
+            self._run_group(db, calls)
+        finally:
+            db.conn.execute(f"PRAGMA synchronous={self._synchronous}")
 
     def _run_alone(self, db: sqlite_utils.Database, call: Call) -> None:
         if not call.future.set_running_or_notify_cancel():
