@@ -89,6 +89,13 @@ class RunsScreen(SquScreen):
         text.append(f"{self.run_list.total:,} runs", style="bold")
         described = describe_filters(flt, self.squ.tz)
         text.append(f"  {described}" if described else "  all")
+        # CONSOLE.md: stale is a word as well as a style. Rows of an agent that is not
+        # up are drawn dim italic; the filter line says in words which agents those are.
+        stale = sorted(self.run_list.stale_agents)
+        if flt.agent:
+            stale = [a for a in stale if a == flt.agent]
+        if stale:
+            text.append(f"  · {', '.join(stale)} stale (last known)", style="italic")
         self.query_one("#runs-filter", Static).update(text, layout=False)
 
     def apply_filters(self, filters: RunFilter) -> None:

@@ -1,0 +1,112 @@
+"""The TUI when a real agent is killed mid-session (SIGKILL) and comes back.
+
+Its own pair of agents: this test kills one of them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from console.app import SquApp
+from console.fleet.mirror import Mirror, RunFilter
+from console.fleet.source import LinkState
+from console.screens.confirm import ConfirmDialog
+from console.screens.runs import RunsScreen
+from console.screens.servers import ServersScreen
+from console.widgets.fleet_bar import FleetBar
+from console.widgets.run_list import RunList
+from tests.e2e.conftest import _skip_if_missing
+from tests.e2e.consolekit import all_up, open_app, static_text, table_rows, toasts, until
+from tests.e2e.wirekit import Wire
+
+
+@pytest.fixture
+def wire(tmp_path: Path) -> Iterator[Wire]:
+    _skip_if_missing()
+    kit = Wire(tmp_path)
+    try:
+        for name in ("db1", "db2"):
+            proc = kit.agent(name)
+            proc.write_jobs("hello.toml", f'[job.hello]\ncommand = "echo hello from {name}"\n')
+            proc.hup()
+        yield kit
+    finally:
+        kit.cleanup()
+
+
+def header(app: SquApp) -> str:
+    return str(app.screen.query_one(FleetBar).render())
+
+
+async def test_a_killed_agent_turns_stale_fails_actions_fast_and_recovers(
+    wire: Wire, tmp_path: Path
+) -> None:
+    """SIGKILL db2: stale in Servers, header and Runs; an action fails fast; restart recovers."""
+    mirror = Mirror.open(tmp_path / "mirror.db")
+    try:
+        app = open_app(wire, mirror)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await all_up(pilot, app)
+            await until(pilot, lambda: len(mirror.jobs(name="hello")) == 2, what="hello mirrored")
+            first = await app.fleet.trigger("hello", "db2", {})
+
+            def status(eid: str) -> str:
+                run = mirror.get_run("db2", eid)
+                return str(run.execution.status) if run else ""
+
+            await until(pilot, lambda: status(first) == "success", what="db2's first run")
+            await pilot.press("1")
+            await until(pilot, lambda: isinstance(app.screen, ServersScreen))
+            assert "agents 2/2" in app.summary_text().plain
+
+            wire.agents["db2"].kill9()
+            state = lambda: app.agent("db2")  # noqa: E731
+            await until(pilot, lambda: state() and state().link is not LinkState.UP, 10)
+            assert app.agent("db1").link is LinkState.UP  # type: ignore[union-attr]
+            await until(pilot, lambda: "agents 1/2" in app.summary_text().plain)
+            await until(pilot, lambda: "agents 1/2" in header(app), what="the header 1/2")
+            row = table_rows(app, "#servers")["db2"]
+            assert "up" not in row.split()[1:2]
+            assert state().is_stale  # type: ignore[union-attr]
+
+            # Its last-known runs are still listed, marked stale.
+            await pilot.press("colon", *"runs job=hello @db2", "enter")
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            run_list = app.screen.query_one(RunList)
+            await until(pilot, lambda: run_list.selected is not None)
+            assert run_list.selected.execution.id == first  # type: ignore[union-attr]
+            assert "db2" in run_list.stale_agents
+            line = run_list.render_line(1)  # 0 is the column titles
+            assert first[-8:] in line.text
+            assert all(seg.style is not None and seg.style.italic for seg in line)
+            # CONSOLE.md: stale is a word as well as a style.
+            assert "db2 stale" in static_text(app, "#runs-filter")
+
+            # An action on it fails with a clear toast at once (no hang).
+            await pilot.press("R")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+            started = time.monotonic()
+            await pilot.click("#confirm")
+            await until(
+                pilot,
+                lambda: any("agent db2 is" in t for t in toasts(app)),
+                5,
+                "the unavailable toast",
+            )
+            assert time.monotonic() - started < 3.0
+            assert mirror.count_runs(RunFilter(job="hello", agent="db2")) == 1
+
+            # Restarted on the same port, the link comes back by itself; new runs appear.
+            wire.agents["db2"].start()
+            await until(pilot, lambda: state().link is LinkState.UP, 30, "db2 back up")  # type: ignore[union-attr]
+            await until(pilot, lambda: "db2" not in run_list.stale_agents, 5)
+            assert "agents 2/2" in app.summary_text().plain
+            second = await app.fleet.trigger("hello", "db2", {})
+            await until(pilot, lambda: status(second) == "success", what="db2's new run")
+            await until(pilot, lambda: run_list.total == 2, what="the new run listed")
+    finally:
+        mirror.close()
