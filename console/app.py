@@ -36,6 +36,7 @@ from console.fleet.mirror import Mirror, StoredRun
 from console.fleet.source import (
     AgentState,
     AgentStateChanged,
+    AlertRaised,
     ExecutionsChanged,
     FleetSource,
     JobsChanged,
@@ -93,6 +94,7 @@ class SquApp(App[None]):
         self.tz: tzinfo = self.config.tz or datetime.now().astimezone().tzinfo or UTC
         self._dirty = False
         self._agents: dict[str, AgentState] = {}
+        self._alerts_seen: set[tuple[str, str]] = set()  # (agent, alert id) already toasted
         self.register_theme(SQU_DARK)
         self.register_theme(SQU_LIGHT)
         self.theme = self.config.theme
@@ -179,6 +181,22 @@ class SquApp(App[None]):
     def on_agent_state_changed(self, message: AgentStateChanged) -> None:
         self._agents = {a.name: a for a in self.fleet.agents()}
         self._dirty = True
+
+    def on_alert_raised(self, message: AlertRaised) -> None:
+        """A toast the first time an unacknowledged alert is seen (docs/alerts.md)."""
+        from shared.alerts import summary
+
+        key = (message.agent, message.alert.id)
+        if key in self._alerts_seen or message.alert.acked_at is not None:
+            return
+        self._alerts_seen.add(key)
+        # Reasons carry process text: inert, never markup.
+        self.notify(
+            inert(summary(message.alert)),
+            title=f"alert on {message.agent}",
+            severity="warning",
+            markup=False,
+        )
 
     def on_log_chunk(self, message: LogChunk) -> None:
         """Route live output to every open log view of that execution."""

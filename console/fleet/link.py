@@ -47,12 +47,14 @@ from console.fleet.source import (
     AgentState,
     AgentStateChanged,
     AgentUnavailable,
+    AlertRaised,
     ExecutionsChanged,
     HostMetrics,
     JobsChanged,
     LinkState,
     Post,
 )
+from shared.alerts import Alert
 from shared.errors import SquError
 from shared.identity import PrivateKey
 from shared.models import Execution
@@ -462,6 +464,8 @@ class Link:
             self._sync_wanted.set()
         elif topic == "jobs" and isinstance(payload, JobChanged):
             self._jobs_wanted.set()
+        elif topic == "alerts" and isinstance(payload, Alert):
+            self._emit(AlertRaised(self.name, payload))
         elif topic == "heartbeat" and isinstance(payload, Heartbeat):
             metrics = HostMetrics(
                 load=(payload.load_1, payload.load_5, payload.load_15),
@@ -512,6 +516,11 @@ class Link:
                     topics += ["executions", "jobs"]
                 for topic in topics:
                     await self.call("subscribe", Subscribe(topic=topic))
+                if self.mirror is not None:
+                    # docs/alerts.md: toasts in the TUI. An agent older than alerts says
+                    # "no topic 'alerts'": the rest of the link works without it.
+                    with contextlib.suppress(AgentError):
+                        await self.call("subscribe", Subscribe(topic="alerts"))
             if self.mirror is None:
                 return
             # Subscribed first, so a change made during the first pull still wakes a second.

@@ -164,6 +164,15 @@ class JobsChanged(Message):
         self.agent = agent
 
 
+class AlertRaised(Message):
+    """``agent`` pushed an alert (new, delivered or acknowledged): the app toasts new ones."""
+
+    def __init__(self, agent: str, alert: Alert) -> None:
+        super().__init__()
+        self.agent = agent
+        self.alert = alert
+
+
 class LogChunk(Message):
     """Live output of a followed execution (raw bytes: decode and make inert to show)."""
 

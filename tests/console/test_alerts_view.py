@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 
+import msgspec
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
@@ -84,3 +85,20 @@ async def test_a_acknowledges_and_the_alert_leaves_the_list(tmp_path: Path) -> N
         await pilot.press("u")
         await until(pilot, lambda: rows(app) == 1)
         assert "acknowledged by me" in pane(app)
+
+
+async def test_pushed_alert_is_a_toast_once(tmp_path: Path) -> None:
+    """A pushed alert is toasted the first time only (later pushes are its deliveries)."""
+    from console.fleet.source import AlertRaised
+
+    app = make_app(tmp_path)
+    fresh = msgspec.structs.replace(ALERT, deliveries=())
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.post_message(AlertRaised("db1", fresh))
+        app.post_message(AlertRaised("db1", ALERT))
+        await until(pilot, lambda: len(app._notifications) >= 1)
+        await pilot.pause(0.1)
+        toasts = [n for n in app._notifications if n.title == "alert on db1"]
+        assert len(toasts) == 1
+        assert "backup on db1 failed (exit 2) on its last attempt (3 of 3)" in toasts[0].message
+        assert "\x1b" not in toasts[0].message
