@@ -34,7 +34,7 @@ def definition_diff(info: ApprovalInfo) -> list[str]:
     )
 
 
-def intent_text(info: ApprovalInfo, agent: str) -> str:
+def intent_text(info: ApprovalInfo, agent: str, tz: dt.tzinfo | None = None) -> str:
     """The run intent in full, as an approver should read it before signing."""
     intent = info.intent
     job = info.definition
@@ -43,7 +43,7 @@ def intent_text(info: ApprovalInfo, agent: str) -> str:
         f"job       {intent.job}  definition {intent.definition_hash[:16]}",
         f"execution {intent.execution_id}",
         f"requester {intent.requester}" + (f"  — {info.comment}" if info.comment else ""),
-        f"expires   {when_text(intent.expires_at)}",
+        f"expires   {when_text(intent.expires_at, tz)}",
         f"params    {params_text(intent.params) or '(none)'}",
     ]
     if job is not None:
@@ -64,13 +64,14 @@ def intent_text(info: ApprovalInfo, agent: str) -> str:
 
 
 def _lines(job: Any) -> list[str]:
-    fields = {k: v for k, v in msgspec.to_builtins(job).items() if v not in (None, {}, [], "")}
+    fields = {k: v for k, v in msgspec.to_builtins(job).items() if v not in (None, {}, [], (), "")}
     return msgspec.json.format(msgspec.json.encode(fields), indent=2).decode().splitlines()
 
 
-def when_text(ts: float) -> str:
-    """A wall time in the local zone, with the zone named."""
-    return dt.datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+def when_text(ts: float, tz: dt.tzinfo | None = None) -> str:
+    """A wall time in ``tz`` (the TUI's configured zone; default the machine's), zone named."""
+    moment = dt.datetime.fromtimestamp(ts, tz) if tz is not None else dt.datetime.fromtimestamp(ts)
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def params_text(params: dict[str, str]) -> str:

@@ -18,6 +18,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
+from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from console.bindings import bindings
@@ -42,7 +43,9 @@ class ApprovalsScreen(SquScreen):
         yield from self.compose_header()
         table: DataTable[str | Text] = DataTable(id="approvals", cursor_type="row")
         yield table
-        yield Static(id="intent", markup=False)
+        # A long diff scrolls instead of running under the footer.
+        with VerticalScroll(id="intent-scroll"):
+            yield Static(id="intent", markup=False)
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
@@ -87,7 +90,7 @@ class ApprovalsScreen(SquScreen):
                 agent,
                 info.intent.job,
                 info.intent.requester,
-                when_text(info.intent.expires_at),
+                when_text(info.intent.expires_at, self.squ.tz),
                 params_text(info.intent.params),
                 key=f"{info.intent.request_id}@{agent}",
             )
@@ -112,7 +115,7 @@ class ApprovalsScreen(SquScreen):
         if chosen is None:
             pane.update(Text("no pending approval requests on the agents that are up"))
             return
-        pane.update(Text(intent_text(chosen[1], chosen[0])))
+        pane.update(Text(intent_text(chosen[1], chosen[0], self.squ.tz)))
 
     def action_approve(self) -> None:
         from console.screens.confirm import ConfirmDialog

@@ -99,7 +99,7 @@ class AuditScreen(SquScreen):
             table.add_row(
                 agent,
                 str(e.seq),
-                when_text(e.at),
+                when_text(e.at, self.squ.tz),
                 e.actor,
                 e.action,
                 e.target,

@@ -160,3 +160,23 @@ async def test_audit_filter_narrows_rows(tmp_path: Path) -> None:
         await pilot.pause()
         await pilot.press(*"approval", "enter")
         await until(pilot, lambda: rows(app, "#audit") == 2)
+
+
+def test_approvals_view_snapshot(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Approvals at 100x30: the request row and its intent with the diff, as plain text."""
+
+    async def loaded(pilot: Pilot[None]) -> None:
+        await pilot.press("5")
+        await until(pilot, lambda: rows(pilot.app, "#approvals") == 1)  # type: ignore[arg-type]
+
+    assert snap_compare(make_app(tmp_path), run_before=loaded, terminal_size=(100, 30))
+
+
+def test_audit_view_snapshot(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Audit at 100x30: newest first, the chain reported verified."""
+
+    async def loaded(pilot: Pilot[None]) -> None:
+        await pilot.press("6")
+        await until(pilot, lambda: rows(pilot.app, "#audit") == 4)  # type: ignore[arg-type]
+
+    assert snap_compare(make_app(tmp_path), run_before=loaded, terminal_size=(100, 30))
