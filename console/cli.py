@@ -26,6 +26,8 @@ COMMANDS = (
     "history",
     "logs",
     "cancel",
+    "suspend",
+    "resume",
     "approvals",
     "approve",
     "reject",

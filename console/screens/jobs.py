@@ -200,7 +200,8 @@ class JobsScreen(SquScreen):
             return
         enable = not job.is_enabled
         verb = "resume" if enable else "suspend"
-        command = f"squ jobs {verb} {job.name}" + "".join(f" --on {a}" for a in job.agents)
+        # The CLI's own command for the same action (squ suspend / squ resume).
+        command = f"squ {verb} {job.name}" + "".join(f" --on {a}" for a in job.agents)
 
         def done(confirmed: bool | None) -> None:
             if confirmed:

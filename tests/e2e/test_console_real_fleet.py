@@ -8,6 +8,7 @@ cron, the Runs verbs on a real running execution, suspend/resume from Jobs.
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,3 +296,62 @@ async def test_suspend_and_resume_from_jobs_reach_the_agent(wire: Wire, mirror: 
             what="the row shows on",
         )
         assert await enabled_on_agent()
+
+
+async def test_suspend_of_a_job_on_two_agents_is_confirmed_then_reaches_both(
+    wire: Wire, mirror: Mirror
+) -> None:
+    """s on a job on db1 and db2 asks first (focus on Cancel); confirmed, both agents disable it."""
+    app = open_app(wire, mirror)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await all_up(pilot, app)
+        await until(pilot, lambda: len(mirror.jobs(name="ok-job")) == 2, what="ok-job mirrored")
+        await pilot.press("2")
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        jobs = app.screen
+        assert isinstance(jobs, JobsScreen)
+        await pilot.press("slash", *"^ok-", "enter")
+        await until(pilot, lambda: list(jobs.summaries) == ["ok-job"])
+
+        async def enabled_on(agent: str) -> bool:
+            record = await app.fleet.call(agent, "jobs.get", JobName(name="ok-job"))  # type: ignore[attr-defined]
+            return bool(record.job.enabled)
+
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert app.focused is not None and app.focused.id == "cancel"
+        assert "--on db1 --on db2" in str(app.screen.query_one(".dialog-command").render())
+        await pilot.click("#confirm")
+        await until(
+            pilot,
+            lambda: all(not s.record.job.enabled for s in mirror.jobs(name="ok-job")),
+            what="disabled on both, mirrored",
+        )
+        assert not await enabled_on("db1")
+        assert not await enabled_on("db2")
+        await until(pilot, lambda: " off " in table_rows(app, "#jobs").get("ok-job", ""))
+
+        # The dialog's command is the real CLI's: run verbatim, it resumes on both.
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        shown = str(app.screen.query_one(".dialog-command").render())
+        assert shown == "$ squ resume ok-job --on db1 --on db2"
+        await pilot.press("enter")  # Cancel
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        argv = shown.removeprefix("$ squ ").split()
+        done = await asyncio.to_thread(wire.squ_process, *argv)
+        assert done.returncode == 0, done.stderr
+        assert "db1: ok-job resumed" in done.stdout and "db2: ok-job resumed" in done.stdout
+        await until(
+            pilot,
+            lambda: all(s.record.job.enabled for s in mirror.jobs(name="ok-job")),
+            what="enabled again on both, mirrored",
+        )
+        await until(pilot, lambda: " on " in table_rows(app, "#jobs").get("ok-job", ""))
+
+
+def test_suspend_of_an_unknown_job_names_where_it_looked(wire: Wire) -> None:
+    """squ suspend of a job no agent has is an error naming the job and the agents."""
+    done = wire.squ("suspend", "no-such-job")
+    assert done.returncode == 2
+    assert "no job named 'no-such-job' on db1, db2" in done.stderr
