@@ -15,8 +15,10 @@ from console.app import SquApp
 from console.fleet.mirror import Mirror, RunFilter
 from console.fleet.source import LinkState
 from console.screens.confirm import ConfirmDialog
+from console.screens.jobs import JobsScreen
 from console.screens.runs import RunsScreen
 from console.screens.servers import ServersScreen
+from console.screens.trigger import TriggerDialog
 from console.widgets.fleet_bar import FleetBar
 from console.widgets.run_list import RunList
 from tests.e2e.conftest import _skip_if_missing
@@ -99,6 +101,26 @@ async def test_a_killed_agent_turns_stale_fails_actions_fast_and_recovers(
             )
             assert time.monotonic() - started < 3.0
             assert mirror.count_runs(RunFilter(job="hello", agent="db2")) == 1
+
+            # The trigger dialog offers db2 marked and unticked; Run goes to db1 only.
+            await pilot.press("2")
+            await until(pilot, lambda: isinstance(app.screen, JobsScreen))
+            await until(pilot, lambda: "hello" in app.screen.summaries)  # type: ignore[attr-defined]
+            await pilot.press("t")
+            await until(pilot, lambda: isinstance(app.screen, TriggerDialog))
+            dialog = app.screen
+            assert isinstance(dialog, TriggerDialog)
+            assert dialog.selected_agents() == ("db1",)
+            assert str(dialog.query_one("#command").render()) == "$ squ run hello --on db1"
+            await pilot.click("#run")
+            await until(
+                pilot,
+                lambda: mirror.count_runs(RunFilter(job="hello", agent="db1")) == 1,
+                what="the run on db1",
+            )
+            assert mirror.count_runs(RunFilter(job="hello", agent="db2")) == 1
+            await pilot.press("3")
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
 
             # Restarted on the same port, the link comes back by itself; new runs appear.
             wire.agents["db2"].start()
