@@ -95,6 +95,9 @@ class SquApp(App[None]):
         self._dirty = False
         self._agents: dict[str, AgentState] = {}
         self._alerts_seen: set[tuple[str, str]] = set()  # (agent, alert id) already toasted
+        self.unacked_alerts: dict[str, int] = {}  # per agent, for the header (docs/alerts.md)
+        self._counting: set[str] = set()
+        self._recount: set[str] = set()
         self.register_theme(SQU_DARK)
         self.register_theme(SQU_LIGHT)
         self.theme = self.config.theme
@@ -163,6 +166,10 @@ class SquApp(App[None]):
         text.append(f"agents {up}/{len(agents)}", style="bold red" if up < len(agents) else "")
         text.append(" · ")
         text.append(f"failing {failing}", style="bold red" if failing else "")
+        unacked = sum(self.unacked_alerts.values())
+        if unacked:
+            text.append(" · ")
+            text.append(f"alerts {unacked}", style="bold red")
         text.append(f" · {clock}")
         return text
 
@@ -179,13 +186,47 @@ class SquApp(App[None]):
         self._dirty = True
 
     def on_agent_state_changed(self, message: AgentStateChanged) -> None:
+        was = self._agents.get(message.agent)
         self._agents = {a.name: a for a in self.fleet.agents()}
+        now = self._agents.get(message.agent)
+        if (
+            now is not None
+            and now.link is LinkState.UP
+            and (was is None or was.link is not now.link)
+        ):
+            self.count_alerts(message.agent)
         self._dirty = True
+
+    def count_alerts(self, agent: str) -> None:
+        """Ask ``agent`` how many alerts nobody acknowledged (header); one query in flight each,
+        and one more after it if asked meanwhile (a burst of pushes costs two queries)."""
+        if agent in self._counting:
+            self._recount.add(agent)
+            return
+        self._counting.add(agent)
+        self.run_worker(self._count_alerts(agent), group="alerts-count", exit_on_error=False)
+
+    async def _count_alerts(self, agent: str) -> None:
+        try:
+            while True:
+                self._recount.discard(agent)
+                try:
+                    _, unacked = await self.fleet.list_alerts(agent, unacked=True)
+                except SquError:
+                    return  # an agent without alerts, or gone again: its count stays
+                if self.unacked_alerts.get(agent, 0) != unacked:
+                    self.unacked_alerts[agent] = unacked
+                    self._dirty = True
+                if agent not in self._recount:
+                    return
+        finally:
+            self._counting.discard(agent)
 
     def on_alert_raised(self, message: AlertRaised) -> None:
         """A toast the first time an unacknowledged alert is seen (docs/alerts.md)."""
         from shared.alerts import summary
 
+        self.count_alerts(message.agent)
         key = (message.agent, message.alert.id)
         if key in self._alerts_seen or message.alert.acked_at is not None:
             return

@@ -111,6 +111,9 @@ class AlertsScreen(SquScreen):
                 unacked += got[1]
         found.sort(key=lambda pair: -pair[1].created_at)
         self.unacked, self.down = unacked, down
+        for state in self.squ.agents():
+            if state.name not in down:
+                self.squ.count_alerts(state.name)
         self.show(found)
 
     def show(self, alerts: list[tuple[str, Alert]]) -> None:

@@ -102,3 +102,14 @@ async def test_pushed_alert_is_a_toast_once(tmp_path: Path) -> None:
         assert len(toasts) == 1
         assert "backup on db1 failed (exit 2) on its last attempt (3 of 3)" in toasts[0].message
         assert "\x1b" not in toasts[0].message
+
+
+async def test_header_counts_unacknowledged_alerts(tmp_path: Path) -> None:
+    """The header shows the fleet's unacknowledged alerts, and drops them once acknowledged."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("7")
+        await until(pilot, lambda: "alerts 1" in app.summary_text().plain)
+        await until(pilot, lambda: isinstance(app.screen, AlertsScreen) and rows(app) == 1)
+        await pilot.press("a")
+        await until(pilot, lambda: "alerts" not in app.summary_text().plain)
