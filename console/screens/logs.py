@@ -96,6 +96,11 @@ class LogScreen(SquScreen):
             text.append(f"  {duration(ex.duration_ms)}  {human_bytes(ex.log_bytes)}")
             if ex.log_dropped_bytes:
                 text.append(f" ({human_bytes(ex.log_dropped_bytes)} capped)", style="yellow")
+        state = self.squ.agent(self.agent)
+        if state is not None and state.is_stale:
+            # CONSOLE.md: stale is a word. A followed log waits for the link to come
+            # back and carries on from its cursor; until then, say why nothing arrives.
+            text.append(f"  {self.agent} {state.link.value.replace('_', ' ')}", style="bold red")
         view = self.log_view
         text.append(f"  [{view.stream}{' wrap' if view.wrap else ''}")
         text.append(" follow]" if view.follow else "]")

@@ -16,10 +16,12 @@ from console.fleet.mirror import Mirror, RunFilter
 from console.fleet.source import LinkState
 from console.screens.confirm import ConfirmDialog
 from console.screens.jobs import JobsScreen
+from console.screens.logs import LogScreen
 from console.screens.runs import RunsScreen
 from console.screens.servers import ServersScreen
 from console.screens.trigger import TriggerDialog
 from console.widgets.fleet_bar import FleetBar
+from console.widgets.log_view import LogView
 from console.widgets.run_list import RunList
 from tests.e2e.conftest import _skip_if_missing
 from tests.e2e.consolekit import all_up, open_app, static_text, table_rows, toasts, until
@@ -130,5 +132,50 @@ async def test_a_killed_agent_turns_stale_fails_actions_fast_and_recovers(
             second = await app.fleet.trigger("hello", "db2", {})
             await until(pilot, lambda: status(second) == "success", what="db2's new run")
             await until(pilot, lambda: run_list.total == 2, what="the new run listed")
+    finally:
+        mirror.close()
+
+
+async def test_a_followed_log_says_the_agent_is_gone_and_resumes_without_gaps(
+    wire: Wire, tmp_path: Path
+) -> None:
+    """A followed run's agent SIGKILLed: the info line says so; restarted, lines go on, once."""
+    proc = wire.agents["db2"]
+    proc.write_jobs(
+        "ticker.toml",
+        '[job.ticker]\ncommand = "for i in $(seq 1 150); do echo line $i; sleep 0.2; done"\n',
+    )
+    proc.hup()
+    mirror = Mirror.open(tmp_path / "mirror.db")
+    try:
+        app = open_app(wire, mirror)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await all_up(pilot, app)
+            await until(pilot, lambda: mirror.jobs(name="ticker"), what="ticker mirrored")
+            exec_id = await app.fleet.trigger("ticker", "db2", {})
+            await until(pilot, lambda: mirror.get_run("db2", exec_id), what="the run mirrored")
+            await pilot.press("colon", *f"logs {exec_id} @db2", "enter")
+            await until(pilot, lambda: isinstance(app.screen, LogScreen))
+            view = app.screen.query_one(LogView)
+            await until(pilot, lambda: "line 3" in view.shown_text(), what="the first lines")
+
+            proc.kill9()
+            await until(
+                pilot,
+                lambda: "db2 down" in static_text(app, "#log-info"),
+                10,
+                "the log's info line naming the agent down",
+            )
+            proc.start()
+            await until(pilot, lambda: app.agent("db2").link is LinkState.UP, 30)  # type: ignore[union-attr]
+            shown = len(view.shown_text())
+            await until(pilot, lambda: len(view.shown_text()) >= shown + 5, what="lines again")
+            await until(
+                pilot, lambda: "db2 down" not in static_text(app, "#log-info"), 5, "info line up"
+            )
+            lines = [ln for ln in view.shown_text() if ln.startswith("line ")]
+            numbers = [int(ln.split()[1]) for ln in lines]
+            assert numbers == list(range(1, len(numbers) + 1))  # each once, in order
+            await app.fleet.cancel("db2", exec_id)
     finally:
         mirror.close()
