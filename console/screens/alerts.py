@@ -12,6 +12,7 @@ console notices what no agent can report.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import ClassVar
 
 from rich.text import Text
@@ -21,11 +22,42 @@ from textual.binding import BindingType
 from textual.widgets import DataTable, Static
 
 from console.bindings import bindings
+from console.schedule import job_zone
 from console.screens.base import SquScreen
+from shared import cron
 from shared.alerts import Alert, summary
+from shared.errors import SquError
+from shared.models import Job
 from shared.textsafe import inert
 
-__all__ = ["AlertsScreen", "alert_text"]
+__all__ = ["AlertsScreen", "alert_text", "overdue_jobs"]
+
+# Enough to show that something is overdue without walking a per-second job's backlog.
+_MAX_TICKS_LOOKED_AT = 1000
+
+
+def overdue_jobs(
+    jobs: list[Job], *, since: float, now: float, agent_zone: str = ""
+) -> list[tuple[str, float]]:
+    """(job, first tick missed) for each enabled scheduled job due in ``(since, now]``.
+
+    What no agent can report: the jobs of an agent that stopped answering at
+    ``since`` that should have run since (never raises; a bad schedule is skipped).
+    """
+    out = []
+    start = dt.datetime.fromtimestamp(since, dt.UTC)
+    end = dt.datetime.fromtimestamp(now, dt.UTC)
+    for job in jobs:
+        if not job.enabled or job.cron is None or job.cron.strip().lower() == "@reboot":
+            continue
+        try:
+            ticks = cron.fire_times(job.cron, tz=job_zone(job, agent_zone), after=start, until=end)
+            first = next(itertools.islice(ticks, _MAX_TICKS_LOOKED_AT), None)
+        except (SquError, ValueError):
+            continue
+        if first is not None:
+            out.append((job.name, first.timestamp()))
+    return sorted(out, key=lambda pair: pair[1])
 
 
 def _when(ts: float | None) -> str:
@@ -150,14 +182,33 @@ class AlertsScreen(SquScreen):
     def show_alert(self) -> None:
         pane = self.query_one("#alert", Static)
         head = f"{self.unacked} unacknowledged"
-        if self.down:
-            head += f"; not answering: {', '.join(self.down)}"
+        for line in self.quiet_agents():
+            head += f"\n{line}"
         chosen = self.selected()
         if chosen is None:
             which = "alerts" if self.show_all else "unacknowledged alerts"
             pane.update(Text(f"{head}\nno {which} on the agents that are up"))
             return
         pane.update(Text(f"{head}\n\n{alert_text(chosen[1], chosen[0])}"))
+
+    def quiet_agents(self) -> list[str]:
+        """One line per agent that is not answering: since when, why, and its overdue jobs."""
+        lines = []
+        now = self.squ.now()
+        for state in self.squ.agents():
+            if state.name not in self.down:
+                continue
+            since = state.last_seen or state.since or now
+            why = f" ({inert(state.error)})" if state.error else ""
+            line = f"{state.name} not answering since {_when(since)}{why}"
+            jobs = [s.record.job for s in self.squ.mirror.jobs(agent=state.name)]
+            late = overdue_jobs(jobs, since=since, now=now, agent_zone=state.timezone)
+            if late:
+                shown = ", ".join(f"{name} (due {_when(at)})" for name, at in late[:5])
+                more = f" and {len(late) - 5} more" if len(late) > 5 else ""
+                line += f"; overdue: {shown}{more}"
+            lines.append(line)
+        return lines
 
     def action_ack(self) -> None:
         chosen = self.selected()

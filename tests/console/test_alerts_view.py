@@ -113,3 +113,27 @@ async def test_header_counts_unacknowledged_alerts(tmp_path: Path) -> None:
         await until(pilot, lambda: isinstance(app.screen, AlertsScreen) and rows(app) == 1)
         await pilot.press("a")
         await until(pilot, lambda: "alerts" not in app.summary_text().plain)
+
+
+def test_overdue_jobs_are_the_ticks_since_the_agent_went_quiet() -> None:
+    """A quiet agent's enabled cron jobs with a tick since it went quiet are overdue."""
+    from console.screens.alerts import overdue_jobs
+    from shared.models import Job
+
+    hourly = Job(name="hourly", command="true", cron="0 * * * *")
+    nightly = Job(name="nightly", command="true", cron="0 3 * * *")
+    paused = Job(name="paused", command="true", cron="* * * * *", enabled=False)
+    since = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
+    late = overdue_jobs([hourly, nightly, paused], since=since, now=since + 3600, agent_zone="UTC")
+    assert late == [("hourly", 1_790_002_800.0)]
+
+
+async def test_pane_names_quiet_agents_and_their_overdue_jobs(tmp_path: Path) -> None:
+    """The console reports what no agent can: web2 is down since T, rotate-logs is overdue."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("7")
+        await until(pilot, lambda: isinstance(app.screen, AlertsScreen) and rows(app) == 1)
+        shown = pane(app)
+        assert "web2 not answering since" in shown and "(connection refused)" in shown
+        assert "overdue: rotate-logs (due" in shown
