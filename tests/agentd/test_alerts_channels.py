@@ -144,3 +144,93 @@ async def test_email_starttls_refused_by_plain_server_fails() -> None:
         assert smtp.messages == []
     finally:
         smtp.stop()
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM files), as a private relay would have."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "relay.crt", tmp_path / "relay.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_email_over_starttls_with_login(tmp_path: Path) -> None:
+    """STARTTLS to a relay with its own CA, then AUTH: the message arrives encrypted."""
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult
+
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth: Any) -> Any:
+        logins.append((auth.login, auth.password))
+        return AuthResult(success=auth.login == b"squ" and auth.password == b"pw")
+
+    smtp = SmtpReceiver(
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+    )
+    try:
+        config = EmailConfig(
+            host="127.0.0.1", port=smtp.port, username="squ", password="pw",
+            ca_file=str(cert), to=("ops@example.org",),
+        )  # fmt: skip
+        await EmailChannel("mail", config, agent="db1").send(BODY)
+        assert logins == [(b"squ", b"pw")]
+        assert smtp.bodies() == [BODY]
+    finally:
+        smtp.stop()
+
+
+async def test_email_refuses_an_untrusted_certificate(tmp_path: Path) -> None:
+    """A relay whose certificate we do not trust is a failed delivery, nothing sent."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    smtp = SmtpReceiver(tls_context=server_tls, require_starttls=True)
+    try:
+        config = EmailConfig(host="127.0.0.1", port=smtp.port, to=("ops@example.org",))
+        with pytest.raises(DeliveryFailed, match="CERTIFICATE_VERIFY_FAILED"):
+            await EmailChannel("mail", config, agent="db1").send(BODY)
+        assert smtp.messages == []
+    finally:
+        smtp.stop()
