@@ -276,7 +276,8 @@ def list_alerts(
     """Alerts newest first (by seq: latest change first), filtered; keyset paging by seq."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidQuery("limit", f"must be between 1 and {MAX_LIMIT} (got {limit})")
-    where, args = [], []  # type: ignore[var-annotated]
+    where: list[str] = []
+    args: list[Any] = []
     if job is not None:
         where.append("job = ?")
         args.append(job)
