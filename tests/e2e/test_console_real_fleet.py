@@ -18,6 +18,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from console.fleet.mirror import Mirror, RunFilter
+from console.screens.approvals import ApprovalsScreen
 from console.screens.confirm import ConfirmDialog
 from console.screens.job_editor import JobEditorScreen
 from console.screens.jobs import JobsScreen
@@ -48,6 +49,11 @@ targets = ["db1"]
 [job.ticker]
 command = "for i in $(seq 1 200); do echo line $i; sleep 0.2; done"
 targets = ["db1"]
+
+[job.gated]
+command = "echo gated"
+approval = "manual"
+targets = ["db2"]
 
 [job.pausable]
 command = "true"
@@ -355,3 +361,41 @@ def test_suspend_of_an_unknown_job_names_where_it_looked(wire: Wire) -> None:
     done = wire.squ("suspend", "no-such-job")
     assert done.returncode == 2
     assert "no job named 'no-such-job' on db1, db2" in done.stderr
+
+
+async def test_approvals_view_lists_a_real_request_and_shows_the_agents_refusals(
+    wire: Wire, mirror: Mirror
+) -> None:
+    """5 lists db2's pending request; approving or rejecting one's own run is refused in a toast."""
+    app = open_app(wire, mirror)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await all_up(pilot, app)
+        exec_id = await app.fleet.trigger("gated", "db2", {})
+        await pilot.press("5")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalsScreen))
+        screen = app.screen
+        assert isinstance(screen, ApprovalsScreen)
+
+        def listed() -> bool:
+            return any(i.intent.execution_id == exec_id for _, i in screen.requests)
+
+        def toast(title: str) -> str:
+            return next((n.message for n in app._notifications if n.title == title), "")
+
+        await until(pilot, listed, what="the pending request listed")
+        await until(pilot, lambda: screen.selected() is not None)
+        assert screen.selected()[1].intent.execution_id == exec_id  # type: ignore[index]
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert app.focused is not None and app.focused.id == "cancel"
+        await pilot.click("#confirm")
+        await until(pilot, lambda: toast("approve gated on db2 failed"), what="approve refused")
+        assert "cannot also approve it" in toast("approve gated on db2 failed")
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, Prompt))
+        await pilot.press(*"not now", "enter")
+        await until(pilot, lambda: toast("reject gated on db2 failed"), what="reject refused")
+        assert "cancel it instead" in toast("reject gated on db2 failed")
+        assert listed()
+        await app.fleet.cancel("db2", exec_id)
+        await until(pilot, lambda: not listed(), what="the request gone once cancelled")
