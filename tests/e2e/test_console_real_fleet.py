@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import DataTable, Input, SelectionList
 
 from console.fleet.mirror import Mirror, RunFilter
 from console.screens.approvals import ApprovalsScreen
@@ -25,6 +25,7 @@ from console.screens.jobs import JobsScreen
 from console.screens.logs import LogScreen
 from console.screens.prompt import Prompt
 from console.screens.runs import RunsScreen
+from console.screens.servers import ServerDetailScreen, ServersScreen
 from console.widgets.log_view import LogView
 from console.widgets.run_list import RunList
 from shared.models import JobRecord
@@ -399,3 +400,39 @@ async def test_approvals_view_lists_a_real_request_and_shows_the_agents_refusals
         assert listed()
         await app.fleet.cancel("db2", exec_id)
         await until(pilot, lambda: not listed(), what="the request gone once cancelled")
+
+
+async def test_new_job_from_the_editor_lands_on_the_agent_and_its_server_view(
+    wire: Wire, mirror: Mirror
+) -> None:
+    """n, a name and a command, saved to db2: the agent has it; Servers > db2 lists it."""
+    app = open_app(wire, mirror)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await all_up(pilot, app)
+        await pilot.press("2")
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, JobEditorScreen))
+        editor = app.screen
+        assert isinstance(editor, JobEditorScreen)
+        await pilot.press(*"fresh-one")
+        editor.query_one("#f-command", Input).focus()
+        await pilot.press(*"echo new")
+        await until(pilot, lambda: static_text(app, "#editor-error") == "valid")
+        editor.query_one("#save-to", SelectionList).select("db2")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "db2: saved, version 1" in static_text(app, "#save-results"))
+        record = await app.fleet.call("db2", "jobs.get", JobName(name="fresh-one"))  # type: ignore[attr-defined]
+        assert record.job.command == "echo new" and record.source == "console"
+
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        await pilot.press("1")
+        await until(pilot, lambda: isinstance(app.screen, ServersScreen))
+        await until(pilot, lambda: "db2" in table_rows(app, "#servers"))
+        app.screen.query_one("#servers", DataTable).move_cursor(row=1)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ServerDetailScreen))
+        await until(pilot, lambda: "fresh-one" in table_rows(app, "#server-jobs"))
+        assert "console" in table_rows(app, "#server-jobs")["fresh-one"]
+        assert "db1" not in table_rows(app, "#server-jobs").get("fresh-one", "")
