@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Static
 from console.bindings import bindings
 from console.intent import when_text
 from console.screens.base import SquScreen
-from shared.audit import AuditEntry, verify_chain
+from shared.audit import AuditBatch, AuditEntry, Head, verify_chain
 
 __all__ = ["AuditScreen"]
 
@@ -71,17 +71,34 @@ class AuditScreen(SquScreen):
         for state in self.squ.agents():
             if not state.link.is_usable:
                 continue
-            batch = await self.squ.call_agent(
-                f"audit on {state.name}", self.squ.fleet.audit_since(state.name, 0, PAGE)
-            )
-            if batch is None:
+            newest = await self.squ.call_agent(f"audit on {state.name}", self.newest(state.name))
+            if newest is None:
                 continue
-            report = verify_chain(batch.entries, head=None if batch.more else batch.head)
+            batch, start = newest
+            shown = batch.entries[1:] if start is not None else batch.entries
+            report = verify_chain(shown, head=None if batch.more else batch.head, start=start)
             if not report.ok:
                 broken.append(f"{state.name}: {report.why}")
-            entries += [(state.name, e) for e in batch.entries]
+            entries += [(state.name, e) for e in shown]
         entries.sort(key=lambda pair: pair[1].at, reverse=True)
         self.show(entries, broken)
+
+    async def newest(self, agent: str) -> tuple[AuditBatch, Head | None]:
+        """The newest ``PAGE`` entries of ``agent``'s log, and the head they chain from.
+
+        ``audit.since`` pages forward from a seq, so the head comes first (one entry
+        asked); a longer log is then read from one entry before its last ``PAGE``:
+        that entry (``start``, not shown) anchors the chain check of the tail.
+        """
+        fleet = self.squ.fleet
+        head = (await fleet.audit_since(agent, 0, 1)).head
+        if head.seq <= PAGE:
+            return await fleet.audit_since(agent, 0, PAGE), None
+        batch = await fleet.audit_since(agent, head.seq - PAGE - 1, PAGE + 1)
+        if not batch.entries:
+            return batch, None
+        anchor = batch.entries[0]
+        return batch, Head(seq=anchor.seq, hash=anchor.hash)
 
     def show(self, entries: list[tuple[str, AuditEntry]], broken: list[str]) -> None:
         self.entries, self.broken = entries, broken

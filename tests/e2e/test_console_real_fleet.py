@@ -18,6 +18,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, SelectionList
 
 from console.fleet.mirror import Mirror, RunFilter
+from console.screens import audit as audit_screen
 from console.screens.approvals import ApprovalsScreen
 from console.screens.confirm import ConfirmDialog
 from console.screens.job_editor import JobEditorScreen
@@ -436,3 +437,27 @@ async def test_new_job_from_the_editor_lands_on_the_agent_and_its_server_view(
         await until(pilot, lambda: "fresh-one" in table_rows(app, "#server-jobs"))
         assert "console" in table_rows(app, "#server-jobs")["fresh-one"]
         assert "db1" not in table_rows(app, "#server-jobs").get("fresh-one", "")
+
+
+async def test_audit_view_shows_each_agents_newest_entries_chain_verified(
+    wire: Wire, mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: 6 showed the oldest page of a long log; it shows the newest, still verified."""
+    monkeypatch.setattr(audit_screen, "PAGE", 3)  # the agents' logs are longer than a page
+    app = open_app(wire, mirror)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await all_up(pilot, app)
+        heads = {
+            agent: (await app.fleet.audit_since(agent, 0, 1)).head.seq  # type: ignore[attr-defined]
+            for agent in ("db1", "db2")
+        }
+        assert min(heads.values()) > 3
+        await pilot.press("6")
+        await until(pilot, lambda: isinstance(app.screen, audit_screen.AuditScreen))
+        screen = app.screen
+        assert isinstance(screen, audit_screen.AuditScreen)
+        await until(pilot, lambda: len(screen.entries) == 6, what="three entries per agent")
+        for agent, head in heads.items():
+            seqs = sorted(e.seq for a, e in screen.entries if a == agent)
+            assert seqs[-1] >= head and seqs == list(range(seqs[0], seqs[0] + 3))
+        assert "hash chains verified" in static_text(app, "#audit-status")
