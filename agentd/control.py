@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from agentd.unixpath import reachable
 from shared.errors import SquError
 
 __all__ = [
@@ -99,9 +100,10 @@ class ControlServer:
         # Create with a restrictive umask so there is no window where the socket is 0666.
         old = os.umask(0o177)
         try:
-            self._server = await asyncio.start_unix_server(
-                self._serve_client, path=str(self.path), limit=MAX_LINE_BYTES
-            )
+            with reachable(self.path) as name:
+                self._server = await asyncio.start_unix_server(
+                    self._serve_client, path=name, limit=MAX_LINE_BYTES
+                )
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
@@ -112,7 +114,8 @@ class ControlServer:
             return
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            probe.connect(str(self.path))
+            with reachable(self.path) as name:
+                probe.connect(name)
         except OSError:
             self.path.unlink()  # nobody listens: left behind by a killed agent
             return
@@ -235,7 +238,8 @@ def request(
     try:
         sock.settimeout(5.0)
         try:
-            sock.connect(str(path))
+            with reachable(path) as name:
+                sock.connect(name)
         except FileNotFoundError:
             raise DaemonNotRunning(path, "no socket") from None
         except OSError as exc:

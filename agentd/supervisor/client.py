@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import msgspec
 from agentd.supervisor.records import ExitRecord, RunningInfo, RunSpec, Started
 from agentd.supervisor.server import socket_path, supervisor_dir
 from agentd.supervisor.wire import MessageReader, WireError, encode_message
+from agentd.unixpath import reachable
 from shared.errors import SquError
 
 __all__ = ["DiskFull", "SupervisorClient", "SupervisorError", "SupervisorUnavailable"]
@@ -251,15 +251,8 @@ def _absolute(path: Path | str) -> Path:
 
 
 async def _open_unix(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    if len(str(path).encode()) < 100:
-        return await asyncio.open_unix_connection(str(path), limit=1 << 20)
-    dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        return await asyncio.open_unix_connection(
-            f"/proc/self/fd/{dirfd}/{path.name}", limit=1 << 20
-        )
-    finally:
-        os.close(dirfd)
+    with reachable(path) as name:
+        return await asyncio.open_unix_connection(name, limit=1 << 20)
 
 
 def spawn_supervisor(

@@ -51,6 +51,7 @@ from agentd.supervisor.records import (
     write_json_atomic,
 )
 from agentd.supervisor.wire import MessageReader, WireError, encode_message
+from agentd.unixpath import reachable
 from shared.logframe import Stream
 
 __all__ = ["PROTOCOL_VERSION", "Supervisor", "socket_path", "supervisor_dir"]
@@ -976,13 +977,6 @@ def _spawn_error(spec: RunSpec, exc: Exception) -> str:
 
 
 async def _start_unix_server(handler: Any, path: Path) -> asyncio.AbstractServer:
-    """Listen on ``path``; a path longer than sun_path allows is bound through /proc/self/fd."""
-    if len(str(path).encode()) < 100:
-        return await asyncio.start_unix_server(handler, path=str(path), limit=1 << 20)
-    dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        return await asyncio.start_unix_server(
-            handler, path=f"/proc/self/fd/{dirfd}/{path.name}", limit=1 << 20
-        )
-    finally:
-        os.close(dirfd)
+    """Listen on ``path``, however long (agentd/unixpath.py)."""
+    with reachable(path) as name:
+        return await asyncio.start_unix_server(handler, path=name, limit=1 << 20)
