@@ -52,7 +52,7 @@ from shared.enums import Trigger
 from shared.errors import IllegalTransition, SquError, UnknownExecution
 from shared.jobs import parse_params
 from shared.models import Execution, Job, JobRecord
-from shared.status import Event
+from shared.status import Event, wait_exit_code
 
 __all__ = ["DiskFull", "Executor", "exit_code_of"]
 
@@ -85,18 +85,7 @@ _OUTCOME_EVENT = {
 }
 
 
-def exit_code_of(ex: Execution) -> int:
-    """The exit code ``run --wait`` mirrors: the job's own, or a timeout(1)-style code."""
-    if ex.status is S.SUCCESS:
-        return 0
-    fixed = {S.TIMEOUT: 124, S.CANCELLED: 130, S.LOST: 125, S.SKIPPED: 3}
-    if ex.status in fixed:
-        return fixed[ex.status]
-    if ex.exit_code is not None:
-        return ex.exit_code
-    if ex.signal:
-        return 128 + ex.signal
-    return 1
+exit_code_of = wait_exit_code  # one rule for agent and console (shared/status.py)
 
 
 class Executor:

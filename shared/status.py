@@ -10,8 +10,9 @@ from enum import StrEnum
 
 from shared.enums import ExecutionStatus as S
 from shared.errors import IllegalTransition
+from shared.models import Execution
 
-__all__ = ["TRANSITIONS", "Event", "transition"]
+__all__ = ["TRANSITIONS", "WAIT_EXIT_CODES", "Event", "transition", "wait_exit_code"]
 
 
 class Event(StrEnum):
@@ -63,3 +64,20 @@ def table_markdown() -> str:
     rows = ["| from | event | to |", "|---|---|---|"]
     rows += [f"| {a} | {e} | {b} |" for (a, e), b in TRANSITIONS.items()]
     return "\n".join(rows)
+
+
+# timeout(1)-style codes for outcomes that have no exit code of the job's own.
+WAIT_EXIT_CODES: dict[S, int] = {S.TIMEOUT: 124, S.CANCELLED: 130, S.LOST: 125, S.SKIPPED: 3}
+
+
+def wait_exit_code(ex: Execution) -> int:
+    """The code ``run --wait`` exits with (agent and console alike): the job's own if it has one."""
+    if ex.status is S.SUCCESS:
+        return 0
+    if ex.status in WAIT_EXIT_CODES:
+        return WAIT_EXIT_CODES[ex.status]
+    if ex.exit_code is not None:
+        return ex.exit_code
+    if ex.signal:
+        return 128 + ex.signal
+    return 1

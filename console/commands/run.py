@@ -26,6 +26,7 @@ from console.commands._common import (
 from shared.enums import ExecutionStatus as S
 from shared.errors import SquError
 from shared.models import Execution
+from shared.status import wait_exit_code
 
 if TYPE_CHECKING:
     from console.fleet.fleet import Fleet
@@ -68,18 +69,7 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     return params
 
 
-def exit_code_of(ex: Execution) -> int:
-    """The code ``--wait`` exits with (the same rule as ``squ-agentd run --wait``)."""
-    if ex.status is S.SUCCESS:
-        return 0
-    fixed = {S.TIMEOUT: 124, S.CANCELLED: 130, S.LOST: 125, S.SKIPPED: 3}
-    if ex.status in fixed:
-        return fixed[ex.status]
-    if ex.exit_code is not None:
-        return ex.exit_code
-    if ex.signal:
-        return 128 + ex.signal
-    return 1
+exit_code_of = wait_exit_code  # one rule for agent and console (shared/status.py)
 
 
 async def executions_of_run(fleet: Fleet, agent: str, run_id: str) -> list[Execution]:
