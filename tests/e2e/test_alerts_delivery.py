@@ -262,3 +262,23 @@ def test_email_and_command_channels_per_job(
     assert body["alerts"][0]["kind"] == "failed"
     assert json.loads(out.read_text())["alerts"][0]["id"] == body["alerts"][0]["id"]
     assert hook.posts == []  # the job's channels replace the agent's defaults
+
+
+def test_lost_run_after_a_power_cut_arrives_once(agent: AgentProc, hook: HttpReceiver) -> None:
+    """Agent, supervisor and job all die at once: after the restart a `lost` alert arrives once."""
+    _config(agent, hook)
+    agent.write_jobs("l.toml", '[job.long]\ncommand = "sleep 300"\n')
+    agent.start()
+    first = _run(agent, "long", wait=False)["execution"]
+    wait_for(
+        lambda: agent.request("history", {"job": "long"})[0]["status"] == "running",
+        what="the run to start",
+    )
+    agent.kill9()
+    agent.cleanup()  # the power goes: supervisor and job die with the agent
+    agent.start()
+    wait_for(lambda: hook.kinds("long"), what="the lost alert after the restart")
+    agent.stop()
+    assert hook.kinds("long") == ["lost"]
+    (alert,) = [a for a in hook.alerts() if a["job"] == "long"]
+    assert alert["execution_id"] == first["id"]
