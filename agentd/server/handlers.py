@@ -161,6 +161,10 @@ class InvalidSubscription(SquError):
         super().__init__(why)
 
 
+async def _nothing_to_start(topic: str) -> None:
+    """``CallContext.topic_subscribed`` outside a server (tests of handlers alone)."""
+
+
 @dataclass(slots=True)
 class CallContext:
     """Who is calling, on which connection; handlers read it, subscribe edits ``topics``."""
@@ -175,6 +179,9 @@ class CallContext:
     log_offsets: dict[str, tuple[int, int]] = field(default_factory=dict)
     # called after a logs subscription is added, so an idle session's follower can sleep
     logs_subscribed: Callable[[], None] = lambda: None
+    # awaited after any other subscription is added, before the reply: the server's feed
+    # for that topic sleeps while nobody listens and starts here (issue 8)
+    topic_subscribed: Callable[[str], Awaitable[None]] = field(default=_nothing_to_start)
 
 
 Handler = Callable[[AgentOps, Any, CallContext], Awaitable[Any]]
@@ -296,6 +303,7 @@ async def subscribe(ops: AgentOps, params: Subscribe, ctx: CallContext) -> Empty
         ctx.logs_subscribed()
         return Empty()
     ctx.topics.setdefault(params.topic, set()).add(params.execution_id or "")
+    await ctx.topic_subscribed(params.topic)
     return Empty()
 
 

@@ -7,11 +7,16 @@ timeouts, compression off (docs/protocol.md says why), and a cap on
 connections answered with HTTP 503 before any WebSocket is set up. Plain ws://
 is refused unless the host is loopback.
 
-Besides the sessions, the server runs three small feeds shared by all
-connections: execution changes (polled from the store's seq feed, so every
-change is seen whoever made it; ``notify()`` wakes it at once), job changes,
-and heartbeats (only while someone subscribed). ``Server.close()`` stops
-them and closes every connection with 1001.
+Besides the sessions, the server runs small feeds shared by all connections,
+one per topic: execution changes, job changes, approval requests, alerts
+(each read from its change counter in the store, so every change is seen
+whoever made it) and heartbeats. A feed sleeps while no session subscribed
+to its topic and costs an idle agent nothing (issue 8); the first subscribe
+wakes it from the then-latest seq (a console subscribes, then syncs with
+``*.since``, so nothing falls between). While someone listens, ``notify()``
+wakes every feed at once and ``feed_interval_s`` is only the fallback poll
+for changes made without a ``notify()``. ``Server.close()`` stops them and
+closes every connection with 1001.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +66,7 @@ class ServerConfig:
     send_timeout_s: float = 30.0
     # requests in progress when a link closes get this long to finish before cancel
     request_grace_s: float = 5.0
-    # feeds
+    # feeds: the fallback poll while someone subscribed (notify() wakes them at once)
     feed_interval_s: float = 0.5
     heartbeat_interval_s: float = 5.0
     log_poll_s: float = 0.5
@@ -107,6 +113,33 @@ class OperatorsFile:
         return self._operators
 
 
+class _Feed:
+    """One topic's feed: its cursor in the store's change counter, and what wakes it.
+
+    ``cursor`` is None while the feed sleeps (nobody subscribed): the next
+    subscriber starts it from the latest seq then, not from where it stopped.
+    """
+
+    def __init__(
+        self,
+        topic: str,
+        latest: Callable[[], Awaitable[int]],
+        step: Callable[[int], Awaitable[int]],
+    ) -> None:
+        self.topic = topic
+        self.latest = latest
+        self.step = step
+        self.wake = asyncio.Event()
+        self.cursor: int | None = None
+
+    async def prime(self) -> None:
+        """Start the cursor at the latest seq unless it is running already."""
+        if self.cursor is None:
+            seq = await self.latest()
+            if self.cursor is None:  # the loop may have primed it meanwhile
+                self.cursor = seq
+
+
 class Server:
     """A listening agent server; ``close()`` then ``wait_closed()`` to stop it."""
 
@@ -119,7 +152,18 @@ class Server:
         self.book = ChallengeBook()
         self.sessions: set[Session] = set()
         self.ws: Any = None
-        self._wake = asyncio.Event()
+        self._heartbeat_wake = asyncio.Event()
+        self._topic_feeds = {
+            feed.topic: feed
+            for feed in (
+                _Feed("executions", ops.latest_seq, self._feed_executions),
+                # Jobs and executions share one seq counter.
+                _Feed("jobs", ops.latest_seq, self._feed_jobs),
+                # Approval requests and alerts have change counters of their own.
+                _Feed("approvals", ops.latest_approval_seq, self._feed_approvals),
+                _Feed("alerts", ops.latest_alert_seq, self._feed_alerts),
+            )
+        }
         self._feeds: list[asyncio.Task[None]] = []
 
     @property
@@ -133,8 +177,35 @@ class Server:
         return len(self.ws.connections) if self.ws is not None else 0
 
     def notify(self) -> None:
-        """Something changed (an execution, a job): push it now rather than at the next poll."""
-        self._wake.set()
+        """Something changed (an execution, a job): push it now rather than at the next poll.
+
+        A feed nobody subscribed to stays asleep: waking it costs nothing.
+        """
+        for feed in self._topic_feeds.values():
+            feed.wake.set()
+
+    async def topic_subscribed(self, topic: str) -> None:
+        """A session just subscribed to ``topic``: start its feed before the reply goes out.
+
+        Called by the ``subscribe`` handler, so a change committed after the reply
+        is pushed, and one committed before it is in the console's next sync.
+        """
+        if topic == "heartbeat":
+            self._heartbeat_wake.set()
+        feed = self._topic_feeds.get(topic)
+        if feed is None:
+            return
+        try:
+            await feed.prime()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The feed's own loop primes it again; the subscription itself stands.
+            log.exception("feed %s could not start now; its loop retries", topic)
+        feed.wake.set()
+
+    def _listening(self, topic: str) -> bool:
+        return any(session.wants(topic) for session in list(self.sessions))
 
     def close(self) -> None:
         """Stop listening and close every connection with 1001 (going away)."""
@@ -188,37 +259,32 @@ class Server:
 
     def _start_feeds(self) -> None:
         self._feeds = [
-            asyncio.create_task(self._feed_loop(self._feed_executions), name="feed-executions"),
-            asyncio.create_task(self._feed_loop(self._feed_jobs), name="feed-jobs"),
-            asyncio.create_task(self._heartbeat_loop(), name="feed-heartbeat"),
-            asyncio.create_task(self._approvals_loop(), name="feed-approvals"),
-            asyncio.create_task(self._alerts_loop(), name="feed-alerts"),
+            asyncio.create_task(self._feed_loop(feed), name=f"feed-{topic}")
+            for topic, feed in self._topic_feeds.items()
         ]
+        self._feeds.append(asyncio.create_task(self._heartbeat_loop(), name="feed-heartbeat"))
 
-    async def _feed_loop(self, step: Any) -> None:
+    async def _feed_loop(self, feed: _Feed) -> None:
         # Upkeep loop (STYLE.md): one bad poll is logged and the next one tries again.
-        cursor = await self._initial_cursor(step)
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.feed_interval_s)
-            self._wake.clear()
+            if not self._listening(feed.topic):
+                # Issue 8: no store query, no timer while nobody listens; topic_subscribed()
+                # (or a notify()) wakes the loop, which then looks again.
+                feed.cursor = None
+                feed.wake.clear()
+                await feed.wake.wait()
+                continue
             try:
-                cursor = await step(cursor)
+                await feed.prime()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(feed.wake.wait(), self.config.feed_interval_s)
+                feed.wake.clear()
+                if feed.cursor is not None:
+                    feed.cursor = await feed.step(feed.cursor)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("feed %s failed; retrying", step.__name__)
-                await asyncio.sleep(self.config.feed_interval_s * 4)
-
-    async def _initial_cursor(self, step: Any) -> int:
-        # Jobs and executions share one seq counter, so one cursor start serves both.
-        while True:
-            try:
-                return await self.ops.latest_seq()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("feed %s could not start; retrying", step.__name__)
+                log.exception("feed %s failed; retrying", feed.topic)
                 await asyncio.sleep(self.config.feed_interval_s * 4)
 
     async def _feed_executions(self, cursor: int) -> int:
@@ -242,45 +308,31 @@ class Server:
             cursor = max(cursor, seq)
         return cursor
 
-    async def _approvals_loop(self) -> None:
-        # Approval requests have their own change counter (agentd/approvals.py): own cursor.
-        cursor: int | None = None
-        while True:
-            try:
-                if cursor is None:
-                    cursor = await self.ops.latest_approval_seq()
-                for info in await self.ops.approval_changes_since(cursor):
-                    for session in list(self.sessions):
-                        if session.wants("approvals"):
-                            session.deliver("approvals", info)
-                    cursor = max(cursor, info.seq)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("feed approvals failed; retrying")
-            await asyncio.sleep(self.config.feed_interval_s)
+    async def _feed_approvals(self, cursor: int) -> int:
+        for info in await self.ops.approval_changes_since(cursor):
+            for session in list(self.sessions):
+                if session.wants("approvals"):
+                    session.deliver("approvals", info)
+            cursor = max(cursor, info.seq)
+        return cursor
 
-    async def _alerts_loop(self) -> None:
+    async def _feed_alerts(self, cursor: int) -> int:
         # Alerts change in the store's writer (with the execution that raised them) and in
-        # the delivery loop: poll their seq like the other feeds (docs/alerts.md).
-        cursor: int | None = None
-        while True:
-            try:
-                if cursor is None:
-                    cursor = await self.ops.latest_alert_seq()
-                for alert in await self.ops.alert_changes_since(cursor):
-                    for session in list(self.sessions):
-                        if session.wants("alerts"):
-                            session.deliver("alerts", alert)
-                    cursor = max(cursor, alert.seq)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("feed alerts failed; retrying")
-            await asyncio.sleep(self.config.feed_interval_s)
+        # the delivery loop; their own seq says what changed (docs/alerts.md).
+        for alert in await self.ops.alert_changes_since(cursor):
+            for session in list(self.sessions):
+                if session.wants("alerts"):
+                    session.deliver("alerts", alert)
+            cursor = max(cursor, alert.seq)
+        return cursor
 
     async def _heartbeat_loop(self) -> None:
         while True:
+            if not self._listening("heartbeat"):
+                # No timer while nobody listens (issue 8): a subscribe wakes it.
+                self._heartbeat_wake.clear()
+                await self._heartbeat_wake.wait()
+                continue
             await asyncio.sleep(self.config.heartbeat_interval_s)
             listeners = [s for s in list(self.sessions) if s.wants("heartbeat")]
             if not listeners:

@@ -157,6 +157,7 @@ class Session:
             limits=self.config.limits,
             peer=self.peer,
             logs_subscribed=self._logs_wanted.set,
+            topic_subscribed=self.server.topic_subscribed,
         )
         self.server.sessions.add(self)
         self.conn.accept(op.name, op.role)
