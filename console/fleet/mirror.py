@@ -51,7 +51,7 @@ __all__ = [
 
 # The columns of ``executions`` besides ``agent`` and ``epoch``, in Execution's order.
 EXEC_COLUMNS: tuple[str, ...] = tuple(f for f in Execution.__struct_fields__)
-_JSON_COLUMNS = frozenset({"params"})
+_PARAMS_AT = EXEC_COLUMNS.index("params")  # the one column stored as JSON text
 _ALL_COLUMNS = ("agent", "epoch", *EXEC_COLUMNS)
 
 RunKey = tuple[str, str]  # (execution id, agent): the Runs view's sort key, newest first
@@ -201,7 +201,9 @@ CREATE TABLE IF NOT EXISTS executions (
 CREATE INDEX IF NOT EXISTS ix_exec_order ON executions(id, agent);
 CREATE INDEX IF NOT EXISTS ix_exec_job ON executions(job, id, agent);
 CREATE INDEX IF NOT EXISTS ix_exec_status ON executions(status, id, agent);
-CREATE INDEX IF NOT EXISTS ix_exec_agent ON executions(agent, id);
+-- Issue 8: (agent, id) is the primary key's own index already; this copy only slowed
+-- every sync write (~15 %). Dropped from mirrors made before.
+DROP INDEX IF EXISTS ix_exec_agent;
 CREATE TABLE IF NOT EXISTS cursors (
     agent TEXT PRIMARY KEY, epoch TEXT NOT NULL, seq INTEGER NOT NULL, updated_at REAL
 );
@@ -240,11 +242,13 @@ _FINISHED = (
 
 
 def _row_values(agent: str, epoch: str, ex: Execution) -> tuple[Any, ...]:
-    values: list[Any] = [agent, epoch]
-    for name in EXEC_COLUMNS:
-        value = getattr(ex, name)
-        values.append(json.dumps(value) if name in _JSON_COLUMNS else value)
-    return tuple(values)
+    # Issue 8: one C call for the fields instead of a getattr and a set test per column
+    # (this was a third of a sync batch's mirror write). params keeps json.dumps' text,
+    # so rows written before and after read the same; most runs have none.
+    values = msgspec.structs.astuple(ex)
+    params = values[_PARAMS_AT]
+    text = json.dumps(params) if params else "{}"
+    return (agent, epoch, *values[:_PARAMS_AT], text, *values[_PARAMS_AT + 1 :])
 
 
 def _to_run(row: Sequence[Any]) -> StoredRun:

@@ -42,9 +42,22 @@ def make_batch(
     stops early rather than exceed ``max_bytes`` (always at least one row, so
     sync always advances).
     """
+    candidates = list(rows[:limit])
+    # Issue 8: one encode of the whole list decides the usual case (everything fits);
+    # its length is the sum of the per-row sizes below plus one (brackets and commas),
+    # so the answer is the same as the loop's. Only a batch near the frame limit pays
+    # for sizing row by row.
+    if candidates and _ENVELOPE_BYTES + len(_ENCODER.encode(candidates)) - 1 <= max_bytes:
+        return HistoryBatch(
+            epoch=epoch,
+            floor_seq=floor_seq,
+            executions=candidates,
+            next_seq=candidates[-1].seq,
+            more=len(candidates) < len(rows),
+        )
     chosen: list[Execution] = []
     size = _ENVELOPE_BYTES
-    for row in rows[:limit]:
+    for row in candidates:
         row_size = len(_ENCODER.encode(row)) + 1
         if chosen and size + row_size > max_bytes:
             break
