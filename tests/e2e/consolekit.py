@@ -38,7 +38,7 @@ def open_app(wire: Wire, mirror: Mirror) -> SquApp:
 
 
 async def until(
-    pilot: Pilot[None], condition: Callable[[], object], timeout_s: float = 20.0, what: str = ""
+    pilot: Pilot[None], condition: Callable[[], object], timeout_s: float = 30.0, what: str = ""
 ) -> None:
     """Let the app run until ``condition`` holds; fail naming ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
