@@ -12,14 +12,20 @@ executor starts it. A refusal is audited (same transaction) and raised as
 transaction that makes it, so the log and the state never disagree.
 
 Scheduled runs of an ``always`` job are inserted by the scheduler as
-``awaiting_approval`` rows; ``ApprovalDesk.sweep`` (every second or so) gives
-each a request (requester ``schedule``, expiring ``misfire_grace_s`` after its
-due time) and turns expired requests' executions into ``skipped``.
+``awaiting_approval`` rows; ``ApprovalDesk.sweep`` gives each a request
+(requester ``schedule``, expiring ``misfire_grace_s`` after its due time) and
+turns expired requests' executions into ``skipped``. ``ApprovalDesk.run``
+sweeps when woken (``wake()``: the daemon calls it on every execution change)
+and at the next pending expiry, never on a fixed tick (issue 8: an idle agent
+sleeps), at most once per ``SWEEP_MIN_GAP_S``; ``SWEEP_MAX_SLEEP_S`` bounds
+how late a change it was not woken for (a request made through the server's
+own desk) is seen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -65,7 +71,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCHEDULE_REQUESTER = "schedule"
-SWEEP_INTERVAL_S = 1.0
+# The sweep's longest sleep: how late an expiry it was not told of can be applied.
+SWEEP_MAX_SLEEP_S = 10.0
+# Wake this much after an expiry instant (asyncio timers may fire a little early).
+EXPIRY_SLACK_S = 0.01
+# At most one sweep per this long, however many changes wake it (a burst of starts
+# must not turn into a sweep per start): the old fixed tick, now the shortest gap.
+SWEEP_MIN_GAP_S = 1.0
 # How long a manual run waits for approval when nobody said (plain ``run``).
 MANUAL_EXPIRY_S = 3600.0
 # Request ids and nonces must not be guessable: the OS's CSPRNG.
@@ -216,6 +228,12 @@ def request_for_awaiting(
             )
             made.append(intent.request_id)
     return made
+
+
+def next_expiry(db: sqlite_utils.Database) -> float | None:
+    """When the first pending request expires (None: nothing pending); uses the state index."""
+    row = db.execute("SELECT MIN(expires_at) FROM approvals WHERE state = 'pending'").fetchone()
+    return None if row is None or row[0] is None else float(row[0])
 
 
 def get_info(db: sqlite_utils.Database, request_id: str) -> ApprovalInfo | None:
@@ -492,6 +510,10 @@ class ApprovalDesk:
         self.operators = operators
         self.start = start
         self.wall = wall
+        # Called after this desk changed requests (the daemon wakes its sweep, the feeds
+        # and the alert dispatcher; the server's desk is a second instance).
+        self.on_change: Callable[[], None] = lambda: None
+        self._wake = asyncio.Event()
 
     async def request(
         self,
@@ -523,6 +545,7 @@ class ApprovalDesk:
         )
         who = Origin(actor=requester, origin=origin)
         await self.store.call(request_run, ex, intent, record.job, comment, who, now)
+        self.on_change()  # a new expiry for the sweep, a new request for the feeds
         return await self.get(intent.request_id)
 
     async def get(self, request_id: str) -> ApprovalInfo:
@@ -551,6 +574,7 @@ class ApprovalDesk:
         if isinstance(verdict, Refused):
             log.warning("approval %s from %s refused: %s", intent.request_id, by, verdict.message)
             raise ApprovalRefused(verdict, intent.request_id)
+        self.on_change()
         if self.start is not None and ex is not None:
             await self.start(ex)
         return await self.get(intent.request_id)
@@ -571,24 +595,41 @@ class ApprovalDesk:
         )
         if refusal is not None:
             raise ApprovalRefused(refusal, request_id)
+        self.on_change()
         return await self.get(request_id)
 
     async def sweep(self) -> None:
         """Give scheduled awaiting runs their requests; expire requests past their window."""
         now = self.wall()
-        await self.store.call(request_for_awaiting, self._scheduled_request, now)
-        await self.store.call(expire_due, now)
+        made = await self.store.call(request_for_awaiting, self._scheduled_request, now)
+        expired = await self.store.call(expire_due, now)
+        if made or expired:
+            self.on_change()
+
+    def wake(self) -> None:
+        """Sweep now: an execution changed (maybe a new ``awaiting_approval`` row)."""
+        self._wake.set()
 
     async def run(self) -> None:
-        """Sweep every ``SWEEP_INTERVAL_S`` until cancelled (the daemon's TaskGroup owns it)."""
+        """Sweep when woken and at each expiry until cancelled (the daemon's TaskGroup owns it)."""
         while True:
+            # Cleared before the sweep: a wake() during it means sweep again soon.
+            self._wake.clear()
+            swept_at = time.monotonic()
+            delay_s = SWEEP_MAX_SLEEP_S
             try:
                 await self.sweep()
+                expires_at = await self.store.call(next_expiry)
+                if expires_at is not None:
+                    until_s = max(0.0, expires_at - self.wall()) + EXPIRY_SLACK_S
+                    delay_s = min(delay_s, until_s)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("approvals sweep failed; carrying on")
-            await asyncio.sleep(SWEEP_INTERVAL_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay_s)
+            await asyncio.sleep(max(0.0, swept_at + SWEEP_MIN_GAP_S - time.monotonic()))
 
     def _scheduled_request(
         self, ex: Execution, record: JobRecord | None

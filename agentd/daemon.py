@@ -89,6 +89,7 @@ class Agent:
         self.metrics_server: Any = None
         self.ws_server: Any = None
         self.alerts: AlertDispatcher | None = None
+        self.desk: ApprovalDesk | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -137,6 +138,8 @@ class Agent:
             agent_tz=self.config.timezone,
             rng=random.SystemRandom(),
         )
+        # Issue 8: the loops that react to changes sleep until told of one.
+        self.executor.on_change = self._changed
         self.scheduler = Scheduler(
             store=self.store,
             executor=self.executor,
@@ -187,8 +190,8 @@ class Agent:
                     containment=str(getattr(self.supervisor, "containment", "process-group")),
                     on_jobs_changed=self._jobs_changed_on_wire,
                 )
-                # Consoles hear of every execution change at once, not at the next poll.
-                self._executor().on_change = self.ws_server.notify
+                # Requests made or decided over the wire wake the sweep (their expiry).
+                self.ws_server.ops.desk.on_change = self._changed
             except SquError as exc:
                 # No certificate off loopback, unreadable key: config to fix, not to retry.
                 log.error("not listening for consoles: %s (jobs keep running)", exc.message)
@@ -202,6 +205,20 @@ class Agent:
                     LISTEN_RETRY_S,
                 )
                 await asyncio.sleep(LISTEN_RETRY_S)
+
+    def _changed(self) -> None:
+        """An execution changed (executor) or a sweep decided requests: wake who reacts.
+
+        Consoles hear of it at once (not at the next poll), the approvals sweep
+        gives a new ``awaiting_approval`` row its request, and the alert
+        dispatcher routes what the change raised.
+        """
+        if self.ws_server is not None:
+            self.ws_server.notify()
+        if self.desk is not None:
+            self.desk.wake()
+        if self.alerts is not None:
+            self.alerts.wake()
 
     def listen_url(self) -> str:
         """Where consoles reach this agent ("" until listening): ``status`` reports it."""
@@ -229,6 +246,8 @@ class Agent:
             alerting = tg.create_task(self._deliver_alerts(), name="alerts")
             # docs/approvals.md: requests for scheduled runs that wait, and expiry -> skipped.
             desk = ApprovalDesk(self.store, agent_name=self.server, operators=tuple)
+            desk.on_change = self._changed
+            self.desk = desk
             approving = tg.create_task(desk.run(), name="approvals")
             log.info("agent ready: %d job(s)", len(self.jobs))
             await self._stop.wait()

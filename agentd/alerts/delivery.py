@@ -1,7 +1,9 @@
 """The delivery loop: new alerts -> channels, within the rate limit, retried until delivered.
 
-``AlertDispatcher.run()`` is one task of the daemon. Each turn (every
-``poll_s``, or at once after ``wake()``) it:
+``AlertDispatcher.run()`` is one task of the daemon. Each turn (soon after
+``wake()``, which the daemon calls on every execution change; when a pending
+delivery is due; at the next long-running check; at most once per ``poll_s``,
+and never more than ``IDLE_MAX_SLEEP_S`` apart) it:
 
 1. routes alerts not yet routed: one pending delivery per channel the job's
    policy (or the agent's defaults) names, in one transaction;
@@ -43,6 +45,9 @@ log = logging.getLogger("agentd.alerts")
 
 # Messages sent at once; a slow receiver holds only its own message.
 MAX_PARALLEL_SENDS = 8
+# Issue 8: with nothing pending the loop sleeps this long at most (an alert recorded
+# without a wake(), e.g. by a request withdrawn over the wire, waits no longer).
+IDLE_MAX_SLEEP_S = 10.0
 
 
 class AlertDispatcher:
@@ -98,8 +103,13 @@ class AlertDispatcher:
         """Turn until cancelled or drained; a failing turn is logged and the loop carries on."""
         while not self._stopping:
             self._idle.clear()
+            # Cleared before the turn: a wake() during it means another turn soon.
+            self._wake.clear()
+            turned_at = time.monotonic()
+            delay_s = self.config.poll_s
             try:
                 await self.turn()
+                delay_s = await self._next_turn_in_s()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -108,11 +118,19 @@ class AlertDispatcher:
                 self._idle.set()
             if self._stopping:
                 return
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_s)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay_s)
+            if not self._stopping:
+                # A burst of changes wakes it many times: still one turn per poll_s at most.
+                await asyncio.sleep(max(0.0, turned_at + self.config.poll_s - time.monotonic()))
+
+    async def _next_turn_in_s(self) -> float:
+        """How long the loop may sleep: until a pending delivery or the long-running check."""
+        next_at = self._last_long_check + self.config.long_running_check_s
+        pending_at = await self.store.call(alert_sql.next_attempt_at)
+        if pending_at is not None:
+            next_at = min(next_at, pending_at)
+        return min(IDLE_MAX_SLEEP_S, max(self.config.poll_s, next_at - self.wall()))
 
     async def turn(self) -> int:
         """One pass: long-running check (when due), route, send what is due. Returns sends."""

@@ -179,6 +179,14 @@ def due_deliveries(db: sqlite_utils.Database, *, now: float, limit: int = 500) -
     return [Pending(delivery_id=r[0], channel=r[2], alert=found[r[1]]) for r in rows]
 
 
+def next_attempt_at(db: sqlite_utils.Database) -> float | None:
+    """When the first pending delivery is due (None: nothing pending); uses the due index."""
+    row = db.execute(
+        "SELECT MIN(next_attempt_at) FROM alert_deliveries WHERE state = 'pending'"
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
 def sent_counts(db: sqlite_utils.Database, *, since: float) -> dict[tuple[str, str], int]:
     """Messages sent per (channel, job) since ``since``: what the rate limit counts."""
     rows = db.execute(
