@@ -264,8 +264,10 @@ class SquApp(App[None]):
 
         for screen in reversed(self.screen_stack):
             if isinstance(screen, SquScreen):
-                # A screen just pushed has no table columns until its on_mount has run.
-                if screen.is_mounted:
+                # A screen just pushed has no table columns until its on_mount has run,
+                # and one being torn down (app exit, pop) is losing its widgets.
+                closing = self._closing or screen._closing
+                if screen.is_mounted and not closing:
                     screen.refresh_data()
                 break
 
