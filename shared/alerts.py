@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -193,6 +192,8 @@ def long_running_threshold_s(
     factor = policy.long_running_factor if policy is not None else None
     factor = factor if factor is not None else default_factor
     if factor is not None and len(recent_durations_ms) >= MIN_MEDIAN_SAMPLES:
+        import statistics  # here, not at import: an idle agent never needs it (issue 8)
+
         median_s = statistics.median(recent_durations_ms) / 1000
         # A job that usually takes a few ms is not "long" at 3 ms: one second at the least.
         limits.append(max(factor * median_s, 1.0))

@@ -44,8 +44,6 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cron_descriptor import ExpressionDescriptor, Options
-
 from shared.errors import InvalidSchedule, SquError
 
 __all__ = [
@@ -330,6 +328,10 @@ def describe(expr: str) -> str:
 
 
 def _descriptor_text(fields: str) -> str | None:
+    # Imported on the first description, not with the module: an idle agent only
+    # computes fire times (issue 8: idle RSS).
+    from cron_descriptor import ExpressionDescriptor, Options
+
     options = Options()
     options.use_24hour_time_format = True
     options.locale_code = "en_US"

@@ -14,18 +14,19 @@ import contextlib
 import json
 import os
 import signal
-import smtplib
 import ssl
 import tempfile
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from email.message import EmailMessage
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from agentd.alerts.config import ChannelConfig, CommandConfig, EmailConfig, WebhookConfig
 from shared import alerts as rules
 from shared.errors import SquError
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 __all__ = [
     "Channel",
@@ -212,6 +213,10 @@ class EmailChannel:
         to = list(recipients) or list(self.config.to)
         if not to:
             raise DeliveryFailed(self.name, "no recipients (set to, or the job's email_to)")
+        # Imported on the first email, not at start: an idle agent never needs smtplib
+        # (issue 8: idle RSS).
+        import smtplib
+
         message = self._message(body, to)
         try:
             await asyncio.to_thread(self._send_sync, message, to)
@@ -221,6 +226,8 @@ class EmailChannel:
             ) from None
 
     def _message(self, body: Mapping[str, Any], to: list[str]) -> EmailMessage:
+        from email.message import EmailMessage
+
         message = EmailMessage()
         message["Subject"] = f"[squ-cron] {body['summary']}"[:200]
         message["From"] = self.sender
@@ -232,6 +239,8 @@ class EmailChannel:
         return message
 
     def _send_sync(self, message: EmailMessage, to: list[str]) -> None:
+        import smtplib
+
         config = self.config
         context = ssl.create_default_context(cafile=config.ca_file or None)
         smtp: smtplib.SMTP

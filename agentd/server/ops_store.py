@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import psutil
 import sqlite_utils
 
 from agentd import logs as joblogs
@@ -298,6 +297,9 @@ class StoreOps(ApprovalOps, AlertOps):
         return await asyncio.to_thread(self._host_metrics, running)
 
     def _host_metrics(self, running: int) -> Heartbeat:
+        # Imported on the first heartbeat (someone subscribed), not at start (issue 8).
+        import psutil
+
         load_1, load_5, load_15 = os.getloadavg()
         memory = psutil.virtual_memory()
         disk = psutil.disk_usage(str(self.data_dir))
