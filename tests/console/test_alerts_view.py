@@ -8,6 +8,7 @@ from datetime import UTC
 from pathlib import Path
 
 import msgspec
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
@@ -42,7 +43,8 @@ def make_app(tmp_path: Path) -> SquApp:
     fleet = fixed.fleet()
     fleet.alerts = {fleet.states[0].name: [ALERT]}
     mirror = fixed.build_mirror(tmp_path / "mirror.db")
-    return SquApp(mirror, fleet, clock=lambda: fixed.NOW, config=TuiConfig(tz=UTC))
+    config = TuiConfig(tz=UTC, cursor_blink=False)
+    return SquApp(mirror, fleet, clock=lambda: fixed.NOW, config=config)
 
 
 async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -137,3 +139,14 @@ async def test_pane_names_quiet_agents_and_their_overdue_jobs(tmp_path: Path) ->
         shown = pane(app)
         assert "web2 not answering since" in shown and "(connection refused)" in shown
         assert "overdue: rotate-logs (due" in shown
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_alerts_view_snapshot(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """Alerts: the alert in words with its deliveries; agent text shown inert."""
+
+    async def loaded(pilot: Pilot[None]) -> None:
+        await pilot.press("7")
+        await until(pilot, lambda: rows(pilot.app) == 1)  # type: ignore[arg-type]
+
+    assert snap_compare(make_app(tmp_path), run_before=loaded, terminal_size=size)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
@@ -162,21 +163,23 @@ async def test_audit_filter_narrows_rows(tmp_path: Path) -> None:
         await until(pilot, lambda: rows(app, "#audit") == 2)
 
 
-def test_approvals_view_snapshot(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Approvals at 100x30: the request row and its intent with the diff, as plain text."""
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_approvals_view_snapshot(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """Approvals: the request row and its intent with the diff, as plain text."""
 
     async def loaded(pilot: Pilot[None]) -> None:
         await pilot.press("5")
         await until(pilot, lambda: rows(pilot.app, "#approvals") == 1)  # type: ignore[arg-type]
 
-    assert snap_compare(make_app(tmp_path), run_before=loaded, terminal_size=(100, 30))
+    assert snap_compare(make_app(tmp_path), run_before=loaded, terminal_size=size)
 
 
-def test_audit_view_snapshot(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Audit at 100x30: newest first, the chain reported verified."""
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_audit_view_snapshot(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """Audit: newest first, the chain reported verified."""
 
     async def loaded(pilot: Pilot[None]) -> None:
         await pilot.press("6")
         await until(pilot, lambda: rows(pilot.app, "#audit") == 4)  # type: ignore[arg-type]
 
-    assert snap_compare(make_app(tmp_path), run_before=loaded, terminal_size=(100, 30))
+    assert snap_compare(make_app(tmp_path), run_before=loaded, terminal_size=size)

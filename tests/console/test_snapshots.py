@@ -36,9 +36,12 @@ def test_jobs_view(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
     assert snap_compare(fixed.make_app(tmp_path), press=["2"], terminal_size=size)
 
 
-def test_servers_view_marks_stale_agent(snap_compare, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
+def test_servers_view_marks_stale_agent(
+    snap_compare, tmp_path: Path, size: tuple[int, int]
+) -> None:
     """Servers: link states in words; the down agent's last-known metrics marked stale."""
-    assert snap_compare(fixed.make_app(tmp_path), press=["1"], terminal_size=SMALL)
+    assert snap_compare(fixed.make_app(tmp_path), press=["1"], terminal_size=size)
 
 
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
@@ -47,12 +50,14 @@ def test_runs_view(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
     assert snap_compare(fixed.make_app(tmp_path), press=["3", "down"], terminal_size=size)
 
 
-def test_job_detail(snap_compare, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
+def test_job_detail(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
     """Job detail opens on the overview tab."""
-    assert snap_compare(fixed.make_app(tmp_path), press=["2", "enter"], terminal_size=SMALL)
+    assert snap_compare(fixed.make_app(tmp_path), press=["2", "enter"], terminal_size=size)
 
 
-def test_log_viewer(snap_compare, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
+def test_log_viewer(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
     """The log viewer: stderr marked, the cap's gap marked, hostile bytes inert."""
 
     async def open_log(pilot: Pilot[None]) -> None:
@@ -61,12 +66,13 @@ def test_log_viewer(snap_compare, tmp_path: Path) -> None:
         view = pilot.app.screen.query_one(LogView)
         await _until(pilot, lambda: len(view.shown_text()) == 5)
 
-    assert snap_compare(fixed.make_app(tmp_path), run_before=open_log, terminal_size=SMALL)
+    assert snap_compare(fixed.make_app(tmp_path), run_before=open_log, terminal_size=size)
 
 
-def test_trigger_dialog(snap_compare, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
+def test_trigger_dialog(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
     """The trigger dialog: targets, typed parameters, the equivalent command, Cancel focused."""
-    assert snap_compare(fixed.make_app(tmp_path), press=["2", "t"], terminal_size=SMALL)
+    assert snap_compare(fixed.make_app(tmp_path), press=["2", "t"], terminal_size=size)
 
 
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
