@@ -86,6 +86,12 @@ class SquApp(App[None]):
         clock: Callable[[], float] = time.time,
         config: TuiConfig | None = None,
     ) -> None:
+        start = (config or TuiConfig()).start_view
+        # The first view is the app's default mode, so start-up builds and styles only
+        # that screen: no blank default screen first, then a switch that restyles the
+        # app a second time (issue 8: first paint over a 1M-row mirror). The other views
+        # are built the first time they are shown.
+        self.DEFAULT_MODE = start if start in VIEWS else "jobs"  # type: ignore[misc]
         super().__init__()
         self.mirror = mirror
         self.fleet = fleet
@@ -104,26 +110,15 @@ class SquApp(App[None]):
         if self.config.keymap:
             self.set_keymap(self.config.keymap)
 
-    # -- start-up ------------------------------------------------------------------
+        # -- start-up ------------------------------------------------------------------
+
+        self._agents = {a.name: a for a in self.fleet.agents()}
+        for view in VIEWS:
+            self.add_mode(view, _view_screen(view))
 
     def on_mount(self) -> None:
-        from console.screens.alerts import AlertsScreen
-        from console.screens.approvals import ApprovalsScreen
-        from console.screens.audit import AuditScreen
-        from console.screens.jobs import JobsScreen
-        from console.screens.runs import RunsScreen
-        from console.screens.servers import ServersScreen
-
-        self.add_mode("servers", ServersScreen)
-        self.add_mode("jobs", JobsScreen)
-        self.add_mode("runs", RunsScreen)
-        self.add_mode("approvals", ApprovalsScreen)
-        self.add_mode("audit", AuditScreen)
-        self.add_mode("alerts", AlertsScreen)
-        self._agents = {a.name: a for a in self.fleet.agents()}
         self.run_worker(self._run_fleet(), group="links", exit_on_error=False)
         self.set_interval(self.config.refresh_s, self._redraw_if_dirty)
-        self.switch_mode(self.config.start_view if self.config.start_view in VIEWS else "jobs")
 
     async def _run_fleet(self) -> None:
         try:
@@ -426,6 +421,37 @@ class SquApp(App[None]):
             agents = ", ".join(sorted(r.agent for r in found))
             raise SquError(f"{text!r} ran on {agents}: add @AGENT to choose")
         return found[0]
+
+
+def _view_screen(view: str) -> Callable[[], Screen[Any]]:
+    """A factory for ``view``'s screen; its module is imported when it is first shown."""
+
+    def make() -> Screen[Any]:
+        if view == "servers":
+            from console.screens.servers import ServersScreen
+
+            return ServersScreen()
+        if view == "jobs":
+            from console.screens.jobs import JobsScreen
+
+            return JobsScreen()
+        if view == "runs":
+            from console.screens.runs import RunsScreen
+
+            return RunsScreen()
+        if view == "approvals":
+            from console.screens.approvals import ApprovalsScreen
+
+            return ApprovalsScreen()
+        if view == "audit":
+            from console.screens.audit import AuditScreen
+
+            return AuditScreen()
+        from console.screens.alerts import AlertsScreen
+
+        return AlertsScreen()
+
+    return make
 
 
 def run_tui(
