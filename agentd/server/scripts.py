@@ -16,6 +16,7 @@ from pathlib import Path
 
 import msgspec
 
+from agentd.fsutil import write_atomic
 from shared.errors import NotFound, SquError
 from shared.protocol import Script, ScriptInfo
 
@@ -62,7 +63,7 @@ class ScriptStore:
         objects.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = objects / digest
         if not target.exists():
-            _write_atomic(target, data)
+            write_atomic(target, data)
         info = ScriptInfo(
             name=name,
             sha256=digest,
@@ -126,14 +127,3 @@ class ScriptStore:
             return []
         decoder = msgspec.json.Decoder(ScriptInfo)
         return [decoder.decode(line) for line in lines if line.strip()]
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)

@@ -15,10 +15,10 @@ import base64
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 import ssl
 from pathlib import Path
 
+from agentd.fsutil import write_atomic
 from shared.errors import SquError
 
 # cryptography is imported only where a certificate is made or parsed (init, doctor):
@@ -95,18 +95,6 @@ def der_fingerprint(der: bytes) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    # 0600 from the first byte, then an atomic rename: a crash never leaves half a key.
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def ensure_certificate(
     cert_path: Path, key_path: Path, hostname: str, *, now: dt.datetime | None = None
 ) -> str:
@@ -145,7 +133,7 @@ def ensure_certificate(
         .sign(key, hashes.SHA256())
     )
     cert_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_private(
+    write_atomic(
         key_path,
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -154,7 +142,7 @@ def ensure_certificate(
         ),
     )
     pem = cert.public_bytes(serialization.Encoding.PEM)
-    _write_private(cert_path, pem)
+    write_atomic(cert_path, pem)
     return certificate_fingerprint(pem)
 
 

@@ -11,11 +11,12 @@ step can change (DESIGN.md: re-adoption).
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Literal
 
 import msgspec
+
+from agentd.fsutil import write_atomic
 
 __all__ = [
     "BOOT_ID_PATH",
@@ -125,21 +126,7 @@ class StartedFile(msgspec.Struct, frozen=True, kw_only=True):
 
 def write_json_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
     """Write ``data`` to ``path`` so a reader sees the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
-    try:
-        os.write(fd, data)
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    if fsync:
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    write_atomic(path, data, mode=0o640, fsync=fsync)
 
 
 def read_exit_record(run_dir: Path | str) -> ExitRecord | None:
