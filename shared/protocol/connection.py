@@ -509,14 +509,20 @@ class Connection:
         self._tokens -= 1.0
         return True
 
+    def _receive_step(self, step: Step, what: str) -> bool:
+        """Take an incoming step; a message the table does not allow now closes the link."""
+        if self._step(step, local=False):
+            return True
+        self._violate(
+            ErrorCode.BAD_REQUEST,
+            f"unexpected {what} while {self.state}",
+            CloseCode.POLICY_VIOLATION,
+        )
+        return False
+
     def _receive_server(self, message: ClientHello | Request, now: float) -> None:
         if isinstance(message, ClientHello):
-            if not self._step(Step.RECV_HELLO, local=False):
-                self._violate(
-                    ErrorCode.BAD_REQUEST,
-                    f"unexpected hello while {self.state}",
-                    CloseCode.POLICY_VIOLATION,
-                )
+            if not self._receive_step(Step.RECV_HELLO, "hello"):
                 return
             if message.version != PROTOCOL_VERSION:
                 self._violate(
@@ -593,12 +599,7 @@ class Connection:
         self, message: ServerHello | Welcome | Result | ErrorReply | EventMessage, now: float
     ) -> None:
         if isinstance(message, ServerHello):
-            if not self._step(Step.RECV_HELLO, local=False):
-                self._violate(
-                    ErrorCode.BAD_REQUEST,
-                    f"unexpected hello while {self.state}",
-                    CloseCode.POLICY_VIOLATION,
-                )
+            if not self._receive_step(Step.RECV_HELLO, "hello"):
                 return
             if message.version != PROTOCOL_VERSION:
                 self._violate(
@@ -610,24 +611,14 @@ class Connection:
                 return
             self._events.append(HelloReceived(message))
         elif isinstance(message, Welcome):
-            if not self._step(Step.RECV_WELCOME, local=False):
-                self._violate(
-                    ErrorCode.BAD_REQUEST,
-                    f"unexpected welcome while {self.state}",
-                    CloseCode.POLICY_VIOLATION,
-                )
+            if not self._receive_step(Step.RECV_WELCOME, "welcome"):
                 return
             self.operator, self.operator_role = message.operator, message.role
             self._events.append(Welcomed(message.operator, message.role, message.limits))
         elif isinstance(message, ErrorReply):
             self._receive_error(message)
         elif isinstance(message, Result):
-            if not self._step(Step.RECV_RESULT, local=False):
-                self._violate(
-                    ErrorCode.BAD_REQUEST,
-                    f"unexpected result while {self.state}",
-                    CloseCode.POLICY_VIOLATION,
-                )
+            if not self._receive_step(Step.RECV_RESULT, "result"):
                 return
             pending = self._pending_out.pop(message.id, None)
             if pending is None:
@@ -648,12 +639,7 @@ class Connection:
                 return
             self._events.append(ResultReceived(message.id, method, result))
         else:
-            if not self._step(Step.RECV_EVENT, local=False):
-                self._violate(
-                    ErrorCode.BAD_REQUEST,
-                    f"unexpected event while {self.state}",
-                    CloseCode.POLICY_VIOLATION,
-                )
+            if not self._receive_step(Step.RECV_EVENT, "event"):
                 return
             spec = TOPICS.get(message.topic)
             if spec is None:
@@ -669,12 +655,7 @@ class Connection:
             self._events.append(EventPushed(message.topic, payload))
 
     def _receive_error(self, message: ErrorReply) -> None:
-        if not self._step(Step.RECV_ERROR, local=False):
-            self._violate(
-                ErrorCode.BAD_REQUEST,
-                f"unexpected error while {self.state}",
-                CloseCode.POLICY_VIOLATION,
-            )
+        if not self._receive_step(Step.RECV_ERROR, "error"):
             return
         if message.id is not None:
             if self._pending_out.pop(message.id, None) is None:
